@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both bootstrap .venv with uv from the committed uv.lock.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.synced
+DEMO_DIR ?= .paynudge/demo
+DEMO_CUSTOMERS ?= 20000
+DEMO_MONTHS ?= 18
+
+.PHONY: venv demo test lint format bench clean
+
+$(STAMP): pyproject.toml uv.lock
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv sync --frozen --all-groups
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/paynudge simulate --customers $(DEMO_CUSTOMERS) --months $(DEMO_MONTHS) --seed 7 --out $(DEMO_DIR)
+	$(VENV)/bin/paynudge validate $(DEMO_DIR)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/bench_simulation.py
+
+clean:
+	rm -rf $(VENV) .paynudge .pytest_cache .ruff_cache .mypy_cache

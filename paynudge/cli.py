@@ -1,0 +1,84 @@
+"""The ``paynudge`` command line: parse, call one library function, render with rich.
+
+Library errors (:class:`paynudge.errors.PayNudgeError`) become one red line and exit code 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from paynudge.errors import PayNudgeError
+
+app = typer.Typer(
+    name="paynudge",
+    help="PayNudge: learn whether, when, how and with which offer to remind customers of bills.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``message`` as one red line and return the exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def simulate(
+    customers: int = typer.Option(20_000, min=1, help="Number of customers in the population."),
+    months: int = typer.Option(18, min=1, max=120, help="Billing months to simulate."),
+    seed: int = typer.Option(7, help="Random seed; the same seed gives the same world."),
+    out: Path | None = typer.Option(None, help="Output folder (default: PAYNUDGE_HOME/data)."),
+    start: str = typer.Option("2024-01-01", help="First billing month (YYYY-MM-DD)."),
+) -> None:
+    """Simulate a billing population and write its raw tables as Parquet."""
+    from paynudge.config import get_settings
+    from simulation.summary import summarise
+    from simulation.world import WorldConfig, simulate_world, write_world
+
+    try:
+        target = out if out is not None else get_settings().default_data_dir
+        config = WorldConfig(n_customers=customers, n_months=months, seed=seed, start=start)
+        world = simulate_world(config, progress=True)
+        write_world(world, target)
+    except PayNudgeError as error:
+        raise fail(str(error)) from None
+    console.print(f"[green]wrote[/] {target}")
+    console.print(summarise(world.tables))
+
+
+@app.command()
+def validate(
+    directory: Path = typer.Argument(..., help="Folder with customers, invoices, ... tables."),
+) -> None:
+    """Check a data set (Parquet or CSV tables) against PayNudge's data contracts."""
+    from paynudge.validation import validate_dataset
+
+    try:
+        report = validate_dataset(directory)
+    except PayNudgeError as error:
+        raise fail(str(error)) from None
+    counts = Table(title=f"tables in {directory}")
+    counts.add_column("table")
+    counts.add_column("rows", justify="right")
+    for table, rows in report.row_counts.items():
+        counts.add_row(table, f"{rows:,}")
+    console.print(counts)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if report.ok:
+        console.print("[bold green]valid[/]: every table meets its contract")
+        return
+    for problem in report.problems:
+        err_console.print(f"[red]✗[/] {problem}", highlight=False)
+    raise fail(f"{len(report.problems)} problem(s) found in {directory}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

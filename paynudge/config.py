@@ -1,0 +1,91 @@
+"""One settings object for every path and URL PayNudge uses.
+
+Values come, highest priority first, from keyword arguments, environment variables prefixed
+``PAYNUDGE_`` (``PAYNUDGE_HOME``, ``PAYNUDGE_DATABASE_URL``, ...), an optional TOML file
+(``paynudge.toml`` in the working directory, or the file named by ``PAYNUDGE_CONFIG``), and the
+embedded defaults below. Building a :class:`Settings` has no side effects: folders are created by
+the code that writes into them, never on import.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "PAYNUDGE_CONFIG"
+DEFAULT_CONFIG_FILE = "paynudge.toml"
+
+
+class Settings(BaseSettings):
+    """Every path and URL, with embedded defaults that need nothing installed."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYNUDGE_", extra="forbid")
+
+    home: Path = Field(
+        default=Path(".paynudge"),
+        description="Root of all local state (data, MLflow store, dispatcher database).",
+    )
+    data_dir: Path | None = Field(
+        default=None, description="Raw tables of the default data set; defaults to HOME/data."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; defaults to SQLite under HOME."
+    )
+    serving_url: str = Field(
+        default="http://127.0.0.1:3000", description="Base URL of the decision service."
+    )
+    database_url: str | None = Field(
+        default=None, description="Dispatcher state; defaults to SQLite under HOME."
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token the service requires on non-health endpoints."
+    )
+
+    @model_validator(mode="after")
+    def _fill_derived_defaults(self) -> Settings:
+        home = self.home.expanduser()
+        self.home = home
+        if self.data_dir is None:
+            self.data_dir = home / "data"
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{(home / 'mlflow.db').absolute()}"
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{(home / 'dispatcher.db').absolute()}"
+        return self
+
+    @property
+    def default_data_dir(self) -> Path:
+        """Where ``paynudge simulate`` writes when no ``--out`` is given."""
+        assert self.data_dir is not None  # filled by the validator
+        return self.data_dir
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return Settings()

@@ -20,7 +20,7 @@ def epoch_of(start: dt.date) -> pd.Timestamp:
 
 
 def local_to_utc_days(
-    local_days: np.ndarray, zone_index: np.ndarray, zones: tuple[str, ...]
+    local_days: np.ndarray, zone_index: np.ndarray, zones: tuple[str, ...], epoch: pd.Timestamp
 ) -> np.ndarray:
     """Convert local wall-clock times (days since the epoch, read as local) to UTC days.
 
@@ -28,13 +28,13 @@ def local_to_utc_days(
     read as standard time.
     """
     out = np.empty(len(local_days), dtype=np.float64)
-    base = pd.Timestamp("2000-01-01")
+    base = epoch.tz_localize(None)
     for index, zone in enumerate(zones):
         rows = np.flatnonzero(zone_index == index)
         if rows.size == 0:
             continue
-        naive = base + pd.to_timedelta(np.round(local_days[rows] * NS_PER_DAY), unit="ns")
-        aware = pd.DatetimeIndex(naive).tz_localize(
+        ns = base.value + np.round(local_days[rows] * NS_PER_DAY).astype(np.int64)
+        aware = pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize(
             zone, ambiguous=np.zeros(rows.size, dtype=bool), nonexistent="shift_forward"
         )
         utc_ns = aware.tz_convert("UTC").tz_localize(None).asi8 - base.value
@@ -43,40 +43,39 @@ def local_to_utc_days(
 
 
 def utc_to_local_days(
-    utc_days: np.ndarray, zone_index: np.ndarray, zones: tuple[str, ...]
+    utc_days: np.ndarray, zone_index: np.ndarray, zones: tuple[str, ...], epoch: pd.Timestamp
 ) -> np.ndarray:
     """Convert UTC days to local wall-clock days (same origin), e.g. to read the local hour."""
     out = np.empty(len(utc_days), dtype=np.float64)
-    base = pd.Timestamp("2000-01-01", tz="UTC")
+    base = epoch
     for index, zone in enumerate(zones):
         rows = np.flatnonzero(zone_index == index)
         if rows.size == 0:
             continue
-        aware = pd.DatetimeIndex(
-            base + pd.to_timedelta(np.round(utc_days[rows] * NS_PER_DAY), unit="ns")
-        ).tz_convert(zone)
+        ns = base.value + np.round(utc_days[rows] * NS_PER_DAY).astype(np.int64)
+        aware = pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(zone)
         local_ns = aware.tz_localize(None).asi8 - base.tz_localize(None).value
         out[rows] = local_ns / NS_PER_DAY
     return out
 
 
-def local_hour(utc_days: np.ndarray, zone_index: np.ndarray, zones: tuple[str, ...]) -> np.ndarray:
+def local_hour(
+    utc_days: np.ndarray, zone_index: np.ndarray, zones: tuple[str, ...], epoch: pd.Timestamp
+) -> np.ndarray:
     """Local hour of day (fractional, 0 <= h < 24) of each UTC instant."""
-    local = utc_to_local_days(utc_days, zone_index, zones)
+    local = utc_to_local_days(utc_days, zone_index, zones, epoch)
     return (local - np.floor(local)) * 24.0
 
 
-def to_timestamps(days: np.ndarray, epoch: pd.Timestamp) -> pd.Series:
+def to_timestamps(days: np.ndarray, epoch: pd.Timestamp) -> pd.DatetimeIndex:
     """UTC timestamps (``datetime64[ns, UTC]``; NaT where ``days`` is not finite)."""
     finite = np.isfinite(days)
-    ns = np.where(finite, np.round(np.where(finite, days, 0.0) * NS_PER_DAY), 0).astype(np.int64)
-    values = epoch.value + ns
-    series = pd.Series(pd.to_datetime(values, utc=True))
-    series[~finite] = pd.NaT
-    return series
+    ns = np.round(np.where(finite, days, 0.0) * NS_PER_DAY).astype(np.int64) + epoch.value
+    values = np.where(finite, ns, np.iinfo(np.int64).min).astype("datetime64[ns]")
+    return pd.DatetimeIndex(values).tz_localize("UTC")
 
 
-def to_dates(days: np.ndarray, epoch: pd.Timestamp) -> pd.Series:
+def to_dates(days: np.ndarray, epoch: pd.Timestamp) -> pd.DatetimeIndex:
     """Calendar dates (naive ``datetime64[ns]`` at midnight) of whole local day numbers."""
-    naive_epoch = epoch.tz_localize(None)
-    return pd.Series(naive_epoch + pd.to_timedelta(np.asarray(days, dtype=np.int64), unit="D"))
+    ns = np.asarray(days, dtype=np.int64) * NS_PER_DAY + epoch.tz_localize(None).value
+    return pd.DatetimeIndex(ns.astype("datetime64[ns]"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from simulation.billing import Invoices
 from simulation.clock import local_to_utc_days
@@ -35,13 +36,14 @@ def build_schedule(
     invoices: Invoices,
     payment: PaymentParameters,
     policy: LoggingPolicyParameters,
+    epoch: pd.Timestamp,
 ) -> Schedule:
     """Convert each invoice's local events to UTC."""
     zone = population.zone_index[invoices.customer]
     zones = population.zones
 
     def at(local_days: np.ndarray) -> np.ndarray:
-        return local_to_utc_days(local_days.astype(np.float64), zone, zones)
+        return local_to_utc_days(local_days.astype(np.float64), zone, zones, epoch)
 
     due_day = invoices.due_day.astype(np.float64)
     stage_local = np.column_stack(

@@ -9,7 +9,7 @@ from paynudge.vocabulary import CHANNELS, CHURN_REASONS, OFFERS, RESPONSE_TYPES,
 from simulation.clock import to_dates, to_timestamps
 from simulation.dunning import Engine
 from simulation.outcomes import click_times, payment_columns
-from simulation.population import customers_table, format_ids
+from simulation.population import customer_ids, customers_table, format_ids
 
 LETTER = CHANNELS.index("letter")
 
@@ -19,12 +19,17 @@ def _names(vocabulary: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
     return names[np.where(codes >= 0, codes, len(vocabulary))]
 
 
-def invoice_ids(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
-    """Issued invoice rows and their public ids (``INV`` + number, in issue order)."""
+def invoice_numbers(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
+    """Issued invoice rows, and every row's public number (-1 where never issued)."""
     rows = np.flatnonzero(engine.inv.issued)
-    ids = np.empty(engine.bills.size, dtype=object)
-    ids[rows] = format_ids("INV", np.arange(1, rows.size + 1), 10)
-    return rows, ids
+    numbers = np.full(engine.bills.size, -1, dtype=np.int64)
+    numbers[rows] = np.arange(1, rows.size + 1)
+    return rows, numbers
+
+
+def invoice_ids(numbers: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Public invoice ids (``INV`` + 10 digits) of invoice numbers."""
+    return format_ids("INV", numbers, 10)
 
 
 def build_tables(
@@ -35,14 +40,13 @@ def build_tables(
     horizon = engine.horizon_at
     opted_out = cust.opted_out_at < horizon
     customers = customers_table(people, opted_out, to_dates(people.signup_day, epoch), rng)
-    cid = people.customer_id
-    rows, iid = invoice_ids(engine)
+    rows, number = invoice_numbers(engine)
     invoices = pd.DataFrame(
         {
-            "invoice_id": iid[rows],
-            "customer_id": cid[bills.customer[rows]],
-            "issue_date": to_dates(bills.issue_day[rows], epoch).to_numpy(),
-            "due_date": to_dates(bills.due_day[rows], epoch).to_numpy(),
+            "invoice_id": invoice_ids(number[rows]),
+            "customer_id": customer_ids(bills.customer[rows]),
+            "issue_date": to_dates(bills.issue_day[rows], epoch),
+            "due_date": to_dates(bills.due_day[rows], epoch),
             "amount": bills.amount_cents[rows] / 100.0,
             "fee_amount": bills.fee_cents[rows] / 100.0,
             "usage_amount": bills.usage_cents[rows] / 100.0,
@@ -53,27 +57,27 @@ def build_tables(
     payments = pd.DataFrame(
         {
             "payment_id": format_ids("PAY", np.arange(1, len(pay["invoice"]) + 1), 10),
-            "invoice_id": iid[pay["invoice"]],
-            "customer_id": cid[bills.customer[pay["invoice"]]],
-            "paid_at": to_timestamps(pay["at"], epoch).to_numpy(),
+            "invoice_id": invoice_ids(number[pay["invoice"]]),
+            "customer_id": customer_ids(bills.customer[pay["invoice"]]),
+            "paid_at": to_timestamps(pay["at"], epoch),
             "amount": pay["cents"] / 100.0,
             "method": pay["method"],
         }
     )
     decisions = engine.log.columns("decisions")
-    messages = messages_table(engine, decisions, iid, epoch)
+    messages = messages_table(engine, decisions, number, epoch)
     return {
         "customers": customers,
         "invoices": invoices,
         "payments": payments,
         "messages": messages,
-        "responses": responses_table(engine, iid, messages["message_id"].to_numpy(), epoch),
+        "responses": responses_table(engine, number, epoch),
         "churn": churn_table(engine, epoch),
     }
 
 
 def messages_table(
-    engine: Engine, d: dict[str, np.ndarray], iid: np.ndarray, epoch: pd.Timestamp
+    engine: Engine, d: dict[str, np.ndarray], number: np.ndarray, epoch: pd.Timestamp
 ) -> pd.DataFrame:
     """Logged decisions, no-contact included; letters' reading is not observable."""
     if not d:
@@ -91,26 +95,24 @@ def messages_table(
     return pd.DataFrame(
         {
             "message_id": format_ids("M", np.arange(1, len(d["invoice"]) + 1), 10),
-            "invoice_id": iid[d["invoice"]],
-            "customer_id": engine.people.customer_id[d["customer"]],
+            "invoice_id": invoice_ids(number[d["invoice"]]),
+            "customer_id": customer_ids(d["customer"]),
             "stage": np.array(policy.stage_names, dtype=object)[d["stage"]],
             "channel": _names(CHANNELS, d["channel"]),
             "tone": _names(TONES, d["tone"]),
             "offer": _names(OFFERS, d["offer"]),
-            "decided_at": to_timestamps(d["decided_at"], epoch).to_numpy(),
-            "sent_at": to_timestamps(d["sent_at"], epoch).to_numpy(),
-            "delivered_at": to_timestamps(d["delivered_at"], epoch).to_numpy(),
-            "opened_at": to_timestamps(observable_open, epoch).to_numpy(),
-            "clicked_at": to_timestamps(clicked, epoch).to_numpy(),
+            "decided_at": to_timestamps(d["decided_at"], epoch),
+            "sent_at": to_timestamps(d["sent_at"], epoch),
+            "delivered_at": to_timestamps(d["delivered_at"], epoch),
+            "opened_at": to_timestamps(observable_open, epoch),
+            "clicked_at": to_timestamps(clicked, epoch),
             "propensity": d["propensity"],
             "logging_policy": np.full(len(d["invoice"]), policy.name, dtype=object),
         }
     )
 
 
-def responses_table(
-    engine: Engine, iid: np.ndarray, message_ids: np.ndarray, epoch: pd.Timestamp
-) -> pd.DataFrame:
+def responses_table(engine: Engine, number: np.ndarray, epoch: pd.Timestamp) -> pd.DataFrame:
     """Customer responses: replies to messages plus disputes (opened and resolved)."""
     inv, horizon = engine.inv, engine.horizon_at
     columns = engine.log.columns("responses")
@@ -134,19 +136,18 @@ def responses_table(
     merged = {key: value[order] for key, value in merged.items()}
     promised = np.where(merged["promised_day"] >= 0, merged["promised_day"], 0)
     promised_date = to_dates(promised, epoch).where(merged["promised_day"] >= 0, pd.NaT)
-    message = np.array([*message_ids, None], dtype=object)
     return pd.DataFrame(
         {
             "response_id": format_ids("R", np.arange(1, len(order) + 1), 10),
-            "customer_id": engine.people.customer_id[merged["customer"]],
-            "invoice_id": iid[merged["invoice"]],
-            "message_id": message[
-                np.where(merged["message"] >= 0, merged["message"], len(message_ids))
-            ],
+            "customer_id": customer_ids(merged["customer"]),
+            "invoice_id": invoice_ids(number[merged["invoice"]]),
+            "message_id": format_ids(
+                "M", np.where(merged["message"] >= 0, merged["message"] + 1, -1), 10
+            ),
             "type": np.array(RESPONSE_TYPES, dtype=object)[merged["type"]],
-            "occurred_at": to_timestamps(merged["at"], epoch).to_numpy(),
+            "occurred_at": to_timestamps(merged["at"], epoch),
             "channel": _names(CHANNELS, merged["channel"]),
-            "promised_date": promised_date.to_numpy(),
+            "promised_date": promised_date,
         }
     )
 
@@ -172,8 +173,8 @@ def churn_table(engine: Engine, epoch: pd.Timestamp) -> pd.DataFrame:
     gone = np.flatnonzero(cust.churned_at < engine.horizon_at)
     return pd.DataFrame(
         {
-            "customer_id": engine.people.customer_id[gone],
-            "churned_at": to_timestamps(cust.churned_at[gone], epoch).to_numpy(),
+            "customer_id": customer_ids(gone),
+            "churned_at": to_timestamps(cust.churned_at[gone], epoch),
             "reason": np.array(CHURN_REASONS, dtype=object)[cust.churn_reason[gone]],
         }
     )

@@ -108,7 +108,7 @@ def response_probabilities(
     sent = truth.days(send_time)
     zones = tuple(sorted(person["timezone"].unique()))
     zone_index = pd.Categorical(person["timezone"], categories=zones).codes.astype(np.int64)
-    hour = local_hour(sent, zone_index, zones)
+    hour = local_hour(sent, zone_index, zones, epoch_of(truth.config.start))
     affinity = person[[f"affinity_{c}" for c in CHANNELS]].to_numpy()
     capacity = bill["capacity"].to_numpy()
     firm = person["firm_response"].to_numpy()

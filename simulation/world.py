@@ -23,9 +23,9 @@ from simulation.billing import draw_invoices, month_start_days
 from simulation.clock import epoch_of, to_timestamps
 from simulation.dunning import Engine
 from simulation.parameters import WorldConfig, check_vocabulary
-from simulation.population import draw_population
+from simulation.population import customer_ids, draw_population
 from simulation.schedule import build_schedule
-from simulation.tables import build_tables, invoice_ids
+from simulation.tables import build_tables, invoice_ids, invoice_numbers
 
 TRUTH_FOLDER = "truth"
 MANIFEST = "manifest.json"
@@ -75,10 +75,12 @@ def simulate_world(
         parameters.payment,
         parameters.traits,
     )
-    schedule = build_schedule(population, invoices, parameters.payment, parameters.logging_policy)
+    epoch = epoch_of(config.start)
+    schedule = build_schedule(
+        population, invoices, parameters.payment, parameters.logging_policy, epoch
+    )
     engine = Engine(population, invoices, schedule, parameters, rng, horizon_day)
     engine.run(progress)
-    epoch = epoch_of(config.start)
     tables = build_tables(engine, epoch, rng)
     return World(
         config=config,
@@ -93,7 +95,7 @@ def customer_traits(engine: Engine) -> pd.DataFrame:
     people = engine.people
     table = pd.DataFrame(
         {
-            "customer_id": people.customer_id,
+            "customer_id": customer_ids(np.arange(people.size)),
             "ability": people.ability,
             "forgetfulness": people.forgetfulness,
             "firm_response": people.firm_response,
@@ -114,21 +116,21 @@ def customer_traits(engine: Engine) -> pd.DataFrame:
 
 def invoice_context(engine: Engine, epoch: pd.Timestamp) -> pd.DataFrame:
     """Per issued invoice: what the world knew when it was issued, and how it ended."""
-    rows, iid = invoice_ids(engine)
+    rows, number = invoice_numbers(engine)
     bills, when, inv = engine.bills, engine.when, engine.inv
     return pd.DataFrame(
         {
-            "invoice_id": iid[rows],
-            "customer_id": engine.people.customer_id[bills.customer[rows]],
+            "invoice_id": invoice_ids(number[rows]),
+            "customer_id": customer_ids(bills.customer[rows]),
             "capacity": bills.capacity[rows],
             "bill_ratio": bills.bill_ratio[rows],
             "income_shock": bills.income_shock[rows],
-            "issued_at": to_timestamps(when.issue_at[rows], epoch).to_numpy(),
-            "due_at": to_timestamps(when.due_at[rows], epoch).to_numpy(),
-            "debit_at": to_timestamps(when.debit_at[rows], epoch).to_numpy(),
+            "issued_at": to_timestamps(when.issue_at[rows], epoch),
+            "due_at": to_timestamps(when.due_at[rows], epoch),
+            "debit_at": to_timestamps(when.debit_at[rows], epoch),
             "resolved_at": to_timestamps(
                 np.where(inv.paid_at[rows] < engine.horizon_at, inv.paid_at[rows], np.inf), epoch
-            ).to_numpy(),
+            ),
             "disputed": np.isfinite(inv.dispute_start[rows]),
         }
     )

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from paynudge.errors import ConfigError
-
 from simulation.summary import TARGETS, marginals, within_targets
 from simulation.world import World, make_config, simulate_world
 
@@ -57,7 +56,10 @@ def test_logged_messages_respect_the_biller_rules(small_world: World) -> None:
     customers = tables["customers"].set_index("customer_id")
     sent = messages[messages["channel"].notna()]
     consent = np.array(
-        [customers.at[c, f"consent_{ch}"] for c, ch in zip(sent["customer_id"], sent["channel"], strict=True)]
+        [
+            customers.at[c, f"consent_{ch}"]
+            for c, ch in zip(sent["customer_id"], sent["channel"], strict=True)
+        ]
     )
     assert consent.all(), "a message went to a channel without consent"
     letters = sent[sent["channel"] == "letter"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from paynudge.errors import PayNudgeError
@@ -25,7 +26,7 @@ err_console = Console(stderr=True)
 
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as one red line and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -40,16 +41,22 @@ def simulate(
     """Simulate a billing population and write its raw tables as Parquet."""
     from paynudge.config import get_settings
     from simulation.summary import summarise
-    from simulation.world import WorldConfig, simulate_world, write_world
+    from simulation.world import make_config, simulate_world, write_world
 
     try:
         target = out if out is not None else get_settings().default_data_dir
-        config = WorldConfig(n_customers=customers, n_months=months, seed=seed, start=start)
-        world = simulate_world(config, progress=True)
+        config = make_config(n_customers=customers, n_months=months, seed=seed, start=start)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"simulating {customers:,} customers x {months} months", total=1)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            world = simulate_world(config, progress=advance)
         write_world(world, target)
     except PayNudgeError as error:
         raise fail(str(error)) from None
-    console.print(f"[green]wrote[/] {target}")
+    console.print(f"[green]wrote[/] {target} ({len(world.tables['invoices']):,} invoices)")
     console.print(summarise(world.tables))
 
 

@@ -199,7 +199,7 @@ class EngagementParameters(BaseModel):
         "call": 1.0,
         "letter": 0.99,
     }
-    open_log_odds: ChannelMap = {"email": 0.4, "sms": 2.1, "push": 0.8, "call": 0.6, "letter": 1.0}
+    open_log_odds: ChannelMap = {"email": 0.4, "sms": 2.4, "push": 0.8, "call": 0.6, "letter": 1.0}
     hour_penalty: float = Field(0.5, description="Open log-odds lost per squared spread.")
     fatigue_per_attempt: float = 0.25
     open_delay_mean_hours: float = 2.0

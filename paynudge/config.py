@@ -49,6 +49,20 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token the service requires on non-health endpoints."
     )
+    features_dir: Path | None = Field(
+        default=None, description="Built datasets and customer profiles; defaults to HOME/features."
+    )
+    feature_backend: str = Field(
+        default="duckdb://",
+        description="Ibis connection URL the feature pipelines run on (DuckDB in memory).",
+    )
+    online_store_url: str | None = Field(
+        default=None,
+        description="Feast online store: None for SQLite under HOME, or redis://host:port/db.",
+    )
+    late_grace_days: float = Field(
+        default=0.0, ge=0.0, description="Days after the due date before a bill counts as late."
+    )
 
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:
@@ -58,6 +72,8 @@ class Settings(BaseSettings):
             self.data_dir = home / "data"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{(home / 'mlflow.db').absolute()}"
+        if self.features_dir is None:
+            self.features_dir = home / "features"
         if self.database_url is None:
             self.database_url = f"sqlite:///{(home / 'dispatcher.db').absolute()}"
         return self

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -85,6 +86,79 @@ def validate(
     for problem in report.problems:
         err_console.print(f"[red]✗[/] {problem}", highlight=False)
     raise fail(f"{len(report.problems)} problem(s) found in {directory}")
+
+
+features_app = typer.Typer(help="Build point-in-time datasets and serve customer profiles.")
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("build")
+def features_build(
+    data: Path | None = typer.Option(None, help="Data set folder (default: PAYNUDGE_DATA_DIR)."),
+    out: Path | None = typer.Option(None, help="Output folder (default: PAYNUDGE_FEATURES_DIR)."),
+    as_of: str | None = typer.Option(None, help="Data end (ISO timestamp); default: last event."),
+    only: list[str] = typer.Option([], help="Build only these datasets (repeatable)."),
+) -> None:
+    """Build the late_payment, churn and send_time datasets and the customer profiles."""
+    from features.datasets import DATASETS, build_datasets
+    from features.profiles import build_profiles
+    from paynudge.config import get_settings
+    from paynudge.validation import load_dataset
+
+    settings = get_settings()
+    source = data if data is not None else settings.default_data_dir
+    target = out if out is not None else settings.features_directory
+    try:
+        end = parse_instant(as_of, "--as-of") if as_of else None
+        tables = load_dataset(source)
+        with console.status("building datasets"):
+            manifests = build_datasets(
+                tables,
+                target,
+                backend_url=settings.feature_backend,
+                grace_days=settings.late_grace_days,
+                as_of=end,
+                which=only or DATASETS,
+            )
+            profiles = build_profiles(
+                tables, target, backend_url=settings.feature_backend,
+                grace_days=settings.late_grace_days,
+            )  # fmt: skip
+    except PayNudgeError as error:
+        raise fail(str(error)) from None
+    table = Table(title=f"datasets in {target}")
+    for column in ("dataset", "rows", "censored", "from", "to", "features"):
+        table.add_column(column)
+    for m in manifests:
+        table.add_row(
+            m.name, f"{m.rows:,}", f"{m.censored_rows:,}", m.time_range[0], m.time_range[1],
+            str(len(m.features)),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"customer profiles: {profiles.customers:,} as of {profiles.as_of}")
+
+
+@features_app.command("materialize")
+def features_materialize() -> None:
+    """Load the latest customer profiles into the Feast online store."""
+    from features.store import materialize
+
+    try:
+        result = materialize()
+    except PayNudgeError as error:
+        raise fail(str(error)) from None
+    console.print(f"[green]materialized[/] {result}")
+
+
+def parse_instant(text: str, option: str) -> pd.Timestamp:
+    """An ISO timestamp with a time zone, or a clear error naming ``option``."""
+    try:
+        value = pd.Timestamp(text)
+    except ValueError:
+        raise PayNudgeError(f"{option}: expected an ISO timestamp, found {text!r}") from None
+    if value.tzinfo is None:
+        raise PayNudgeError(f"{option}: expected a time zone (e.g. {text}Z), found none")
+    return value.tz_convert("UTC")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         assert self.data_dir is not None  # filled by the validator
         return self.data_dir
 
+    @property
+    def features_directory(self) -> Path:
+        """Where ``paynudge features build`` writes datasets and profiles."""
+        assert self.features_dir is not None  # filled by the validator
+        return self.features_dir
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -68,9 +68,10 @@ def local_hour(
 
 
 def to_timestamps(days: np.ndarray, epoch: pd.Timestamp) -> pd.DatetimeIndex:
-    """UTC timestamps (``datetime64[ns, UTC]``; NaT where ``days`` is not finite)."""
+    """UTC timestamps to the second, as exports carry them (NaT where ``days`` is not finite)."""
     finite = np.isfinite(days)
-    ns = np.round(np.where(finite, days, 0.0) * NS_PER_DAY).astype(np.int64) + epoch.value
+    seconds = np.round(np.where(finite, days, 0.0) * 86_400.0).astype(np.int64)
+    ns = seconds * 10**9 + epoch.value
     values = np.where(finite, ns, np.iinfo(np.int64).min).astype("datetime64[ns]")
     return pd.DatetimeIndex(values).tz_localize("UTC")
 

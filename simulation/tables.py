@@ -91,7 +91,12 @@ def messages_table(
         }
     policy = engine.p.logging_policy
     clicked = click_times(engine, d) if len(d["invoice"]) else np.zeros(0)
-    observable_open = np.where(d["channel"] == LETTER, np.inf, d["opened_at"])
+    horizon = engine.horizon_at
+
+    def observed(days: np.ndarray) -> np.ndarray:
+        return np.where(days < horizon, days, np.inf)
+
+    observable_open = observed(np.where(d["channel"] == LETTER, np.inf, d["opened_at"]))
     return pd.DataFrame(
         {
             "message_id": format_ids("M", np.arange(1, len(d["invoice"]) + 1), 10),
@@ -103,7 +108,7 @@ def messages_table(
             "offer": _names(OFFERS, d["offer"]),
             "decided_at": to_timestamps(d["decided_at"], epoch),
             "sent_at": to_timestamps(d["sent_at"], epoch),
-            "delivered_at": to_timestamps(d["delivered_at"], epoch),
+            "delivered_at": to_timestamps(observed(d["delivered_at"]), epoch),
             "opened_at": to_timestamps(observable_open, epoch),
             "clicked_at": to_timestamps(clicked, epoch),
             "propensity": d["propensity"],

@@ -20,6 +20,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/paynudge simulate --customers $(DEMO_CUSTOMERS) --months $(DEMO_MONTHS) --seed 7 --out $(DEMO_DIR)
 	$(VENV)/bin/paynudge validate $(DEMO_DIR)
+	$(VENV)/bin/paynudge features build --data $(DEMO_DIR)
+	$(VENV)/bin/paynudge features materialize
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
@@ -34,6 +36,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_simulation.py
+	$(VENV)/bin/python benchmarks/bench_features.py
 
 clean:
 	rm -rf $(VENV) .paynudge .pytest_cache .ruff_cache .mypy_cache

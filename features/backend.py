@@ -60,9 +60,17 @@ def register(con: BaseBackend, tables: dict[str, pd.DataFrame]) -> RawTables:
         frame = tables.get(name)
         if frame is None:
             frame = empty[name]
-        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        arrow = _typed(pa.Table.from_pandas(frame, preserve_index=False))
         registered[name] = con.create_table(f"raw_{name}", arrow, overwrite=True)
     return RawTables(**registered)
+
+
+def _typed(table: pa.Table) -> pa.Table:
+    """All-empty text columns arrive untyped (Arrow ``null``); give them the string type."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            table = table.set_column(index, field.name, table.column(index).cast(pa.string()))
+    return table
 
 
 def _empty_optional_tables() -> dict[str, pd.DataFrame]:

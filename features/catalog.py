@@ -118,6 +118,12 @@ SEND_CONTEXT = (
 """Extra columns of the send-time dataset: the message itself."""
 
 
+PROFILE_FILE = "customer_profiles.parquet"
+"""The customer-profile table the pipeline writes into ``settings.features_dir`` for Feast."""
+TIMESTAMP_COLUMN = "event_timestamp"
+"""The as-of time (UTC) of a profile row."""
+
+
 def names(features: tuple[Feature, ...]) -> list[str]:
     """Column names of ``features`` in catalogue order."""
     return [feature.name for feature in features]

@@ -92,7 +92,7 @@ def labelled_rows(spine: LabelledSpine, raw: RawTables, facts: Facts) -> ibis.Ta
 
 
 def write_dataset(
-    frame: pd.DataFrame,
+    rows: ibis.Table,
     name: str,
     spine: LabelledSpine,
     censored: int,
@@ -100,17 +100,23 @@ def write_dataset(
     as_of: pd.Timestamp,
     grace_days: float,
 ) -> DatasetManifest:
+    """Write ``rows`` as Parquet straight from the backend, then its manifest beside it."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.parquet"
-    frame.to_parquet(path, index=False)
+    rows.to_parquet(path)
+    written = rows.get_backend().read_parquet(path)
+    stats = written.aggregate(
+        n=written.count(), first=written.cutoff.min(), last=written.cutoff.max()
+    )
+    n, first, last = stats.to_pyarrow().to_pylist()[0].values()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     extra = tuple(names(SEND_CONTEXT)) if name == "send_time" else ()
     manifest = DatasetManifest(
         name=name,
         path=str(path),
-        rows=len(frame),
+        rows=int(n),
         censored_rows=censored,
-        time_range=(str(frame["cutoff"].min()), str(frame["cutoff"].max())),
+        time_range=(first.isoformat() if first else "", last.isoformat() if last else ""),
         features=tuple(names(ALL_FEATURES)) + extra,
         labels=spine.labels,
         keys=spine.keys,
@@ -143,8 +149,8 @@ def build_datasets(
     for name in which:
         spine = spine_for(name, raw, facts, end)
         censored = int(spine.rows.censored.sum().to_pyarrow().as_py() or 0)
-        frame = labelled_rows(spine, raw, facts).to_pandas()
-        manifests.append(write_dataset(frame, name, spine, censored, out, end, grace_days))
+        rows = labelled_rows(spine, raw, facts)
+        manifests.append(write_dataset(rows, name, spine, censored, out, end, grace_days))
     return manifests
 
 
@@ -165,4 +171,4 @@ def late_payment_features(
     joined = spine.join(features, "row_id").select(
         "invoice_id", "customer_id", "cutoff", *names(ALL_FEATURES)
     )
-    return joined.order_by(["cutoff", "invoice_id"]).to_pandas()
+    return joined.order_by(["cutoff", "invoice_id"]).to_pyarrow().to_pandas()

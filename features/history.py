@@ -8,12 +8,17 @@ from ibis import _
 from features.facts import days_between
 
 
-def payments_before(spine: ibis.Table, payments: ibis.Table) -> ibis.Table:
-    """Per spine row and invoice: the amount paid strictly before the cutoff."""
-    joined = spine.join(
-        payments,
-        [spine.customer_id == payments.customer_id, payments.paid_at < spine.cutoff],
-    )
+def partly_paid_before(pairs: ibis.Table, payments: ibis.Table) -> ibis.Table:
+    """Amount paid before the cutoff on invoices paid in part but not settled by then.
+
+    Only these pairs need the payments themselves: an invoice settled before the cutoff has no
+    balance and one without a payment before it owes its whole amount.
+    """
+    partial = pairs.filter(
+        (_.first_paid_at < _.cutoff) & (_.settled_at.isnull() | (_.settled_at >= _.cutoff))
+    ).select("row_id", "invoice_id", "cutoff")
+    p = payments.select("invoice_id", "paid_at", "amount")
+    joined = partial.join(p, [partial.invoice_id == p.invoice_id, p.paid_at < partial.cutoff])
     return joined.group_by([joined.row_id, joined.invoice_id]).aggregate(
         paid_before=joined.amount.sum()
     )
@@ -27,7 +32,8 @@ def history_features(spine: ibis.Table, facts: ibis.Table, payments: ibis.Table)
         "row_id", "cutoff", "invoice_id", "amount", "due_end", "settled_at", "late",
         "known_at", "late_after", "first_paid_at", "partial_first",
     )  # fmt: skip
-    paid = payments_before(s, payments)
+    pairs = pairs.cache()  # materialised: both the join below and its right side read it
+    paid = partly_paid_before(pairs, payments).cache()
     pairs = pairs.left_join(paid, ["row_id", "invoice_id"]).select(pairs, paid.paid_before)
     t = _.cutoff
     settled_by_t = ibis.least(_.settled_at.fill_null(t), t)
@@ -36,7 +42,9 @@ def history_features(spine: ibis.Table, facts: ibis.Table, payments: ibis.Table)
         past_due=_.due_end < t,
         days_late=ibis.greatest(days_between(settled_by_t, _.due_end), 0.0),
         paid_first=_.first_paid_at < t,
-        balance=ibis.greatest(_.amount - _.paid_before.fill_null(0.0), 0.0),
+        balance=ibis.ifelse(
+            _.settled_at < t, 0.0, ibis.greatest(_.amount - _.paid_before.fill_null(0.0), 0.0)
+        ),
     )
     on_time_known = _.known & ~_.late
     late_known = _.known & _.late

@@ -14,12 +14,10 @@ import ibis
 import pandas as pd
 
 from features.backend import connect, register
-from features.catalog import ALL_FEATURES, names
+from features.catalog import ALL_FEATURES, PROFILE_FILE, TIMESTAMP_COLUMN, names
 from features.datasets import data_end
 from features.rows import build_facts, feature_rows
 
-PROFILE_FILE = "customer_profiles.parquet"
-TIMESTAMP_COLUMN = "event_timestamp"
 ONE_SECOND = pd.Timedelta(seconds=1)
 
 
@@ -54,7 +52,7 @@ def profile_frame(
     joined = spine.join(rows, "row_id").select(
         "customer_id", *names(ALL_FEATURES), event_timestamp=spine.cutoff
     )
-    frame = joined.order_by("customer_id").to_pandas()
+    frame = joined.order_by("customer_id").to_pyarrow().to_pandas()
     return frame[["customer_id", TIMESTAMP_COLUMN, *names(ALL_FEATURES)]]
 
 

@@ -100,9 +100,9 @@ def main() -> None:
         write_world(simulate_world(config), data)
         duck = worker("duckdb", data, out)
         panda = worker("pandas", data, out)
-    print(
-        f"{'pipeline':>8} {'rows':>10} {'load s':>7} {'features s':>10} {'rows/s':>10} {'peak GiB':>8}"
-    )
+    header = ("pipeline", "rows", "load s", "features s", "rows/s", "peak GiB")
+    widths = (8, 10, 7, 10, 10, 8)
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     for name, row in (("duckdb", duck), ("pandas", panda)):
         rate = row["rows"] / row["features_s"]
         print(

@@ -25,7 +25,7 @@ def test_online_features_equal_offline_ones(small_world_dir: Path, tmp_path: Pat
     profiles = build_profiles(tables, settings.features_directory)
     materialize(settings)
     offline = profile_frame(tables, profiles.as_of).set_index("customer_id")
-    ids = list(offline.index[::7]) + ["NOT-A-CUSTOMER"]
+    ids = [*offline.index[::7], "NOT-A-CUSTOMER"]
     online = online_features(ids, settings).set_index("customer_id")
     assert not online.loc["NOT-A-CUSTOMER", "known"]
     online = online.drop(index="NOT-A-CUSTOMER")

@@ -34,6 +34,8 @@ def peak_gib() -> float:
 
 
 def run_duckdb(data: Path, out: Path) -> dict[str, float]:
+    import ibis.backends.duckdb  # noqa: F401  (import time is not pipeline time)
+
     from features.datasets import build_datasets
     from paynudge.validation import load_dataset
 

@@ -17,6 +17,12 @@ from ibis.backends import BaseBackend
 from paynudge.errors import ConfigError
 
 OPTIONAL_TABLES = ("messages", "responses", "churn")
+UNUSED_COLUMNS = {
+    "customers": ("name", "email", "phone"),
+    "payments": ("method",),
+    "messages": ("logging_policy", "propensity"),
+}
+"""Columns no feature reads; personal details never enter the feature backend."""
 
 
 @ibis.udf.scalar.builtin(name="timezone")
@@ -37,6 +43,8 @@ def connect(url: str) -> BaseBackend:
         raise ConfigError(f"feature_backend: cannot connect to {url!r}: {error}") from None
     if con.name == "duckdb":
         con.raw_sql("SET TimeZone = 'UTC'")
+        # Every result we keep is explicitly ordered, so DuckDB may reorder freely meanwhile.
+        con.raw_sql("SET preserve_insertion_order = false")
     return con
 
 
@@ -60,6 +68,7 @@ def register(con: BaseBackend, tables: dict[str, pd.DataFrame]) -> RawTables:
         frame = tables.get(name)
         if frame is None:
             frame = empty[name]
+        frame = frame.drop(columns=list(UNUSED_COLUMNS.get(name, ())), errors="ignore")
         arrow = _typed(pa.Table.from_pandas(frame, preserve_index=False))
         registered[name] = con.create_table(f"raw_{name}", arrow, overwrite=True)
     return RawTables(**registered)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import ibis
@@ -80,7 +80,7 @@ def spine_for(name: str, raw: RawTables, facts: Facts, as_of: pd.Timestamp) -> L
 
 def labelled_rows(spine: LabelledSpine, raw: RawTables, facts: Facts) -> ibis.Table:
     """Features joined to the labelled spine, censored rows left out, in a stable order."""
-    rows = spine.rows.cache()
+    rows = spine.rows
     kept = rows.filter(~rows.censored)
     features = feature_rows(
         raw, facts, kept.select("row_id", "customer_id", "cutoff", "invoice_id")
@@ -148,6 +148,7 @@ def build_datasets(
     manifests = []
     for name in which:
         spine = spine_for(name, raw, facts, end)
+        spine = replace(spine, rows=spine.rows.cache())
         censored = int(spine.rows.censored.sum().to_pyarrow().as_py() or 0)
         rows = labelled_rows(spine, raw, facts)
         manifests.append(write_dataset(rows, name, spine, censored, out, end, grace_days))

@@ -32,8 +32,7 @@ def history_features(spine: ibis.Table, facts: ibis.Table, payments: ibis.Table)
         "row_id", "cutoff", "invoice_id", "amount", "due_end", "settled_at", "late",
         "known_at", "late_after", "first_paid_at", "partial_first",
     )  # fmt: skip
-    pairs = pairs.cache()  # materialised: both the join below and its right side read it
-    paid = partly_paid_before(pairs, payments).cache()
+    paid = partly_paid_before(pairs.view(), payments)
     pairs = pairs.left_join(paid, ["row_id", "invoice_id"]).select(pairs, paid.paid_before)
     t = _.cutoff
     settled_by_t = ibis.least(_.settled_at.fill_null(t), t)

@@ -34,13 +34,13 @@ class Facts:
 
 
 def build_facts(raw: RawTables, grace_days: float) -> Facts:
-    """Compute the facts once and keep them as backend tables (``cache``)."""
+    """The facts; those read by several families are kept as backend tables (``cache``)."""
     invoices = invoice_facts(raw, grace_days).cache()
     return Facts(
         invoices=invoices,
         messages=message_facts(raw).cache(),
-        promises=promise_facts(raw, invoices).cache(),
-        bills=bill_features(invoices).cache(),
+        promises=promise_facts(raw, invoices),
+        bills=bill_features(invoices),
     )
 
 

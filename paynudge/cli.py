@@ -130,10 +130,10 @@ def features_build(
     for column in ("dataset", "rows", "censored", "from", "to", "features"):
         table.add_column(column)
     for m in manifests:
+        first, last = (moment[:10] for moment in m.time_range)
         table.add_row(
-            m.name, f"{m.rows:,}", f"{m.censored_rows:,}", m.time_range[0], m.time_range[1],
-            str(len(m.features)),
-        )  # fmt: skip
+            m.name, f"{m.rows:,}", f"{m.censored_rows:,}", first, last, str(len(m.features))
+        )
     console.print(table)
     console.print(f"customer profiles: {profiles.customers:,} as of {profiles.as_of}")
 
@@ -147,7 +147,11 @@ def features_materialize() -> None:
         result = materialize()
     except PayNudgeError as error:
         raise fail(str(error)) from None
-    console.print(f"[green]materialized[/] {result}")
+    console.print(
+        f"[green]materialized[/] {result.customers:,} customer profiles ({result.features} "
+        f"features, as of {result.as_of_max:%Y-%m-%d %H:%M} UTC) into the "
+        f"{result.online_store} online store in {result.seconds:.1f} s"
+    )
 
 
 def parse_instant(text: str, option: str) -> pd.Timestamp:

@@ -85,7 +85,7 @@ class PopulationParameters(BaseModel):
     }
     tenure_mean_years: float = 3.0
     max_tenure_years: float = 12.0
-    joiners_share: float = Field(0.08, description="Share who sign up during the window.")
+    joiners_share: float = Field(default=0.08, description="Share who sign up during the window.")
 
     @field_validator("plan_shares", "timezone_shares")
     @classmethod
@@ -110,9 +110,13 @@ class TraitParameters(BaseModel):
     bill_shock_sensitivity_gamma: tuple[float, float] = (2.0, 0.5)
     churn_monthly_median: float = 0.012
     churn_monthly_sigma: float = 0.5
-    income_shock_start: float = Field(0.02, description="Monthly chance a shock starts (avg).")
+    income_shock_start: float = Field(
+        default=0.02, description="Monthly chance a shock starts (avg)."
+    )
     income_shock_ability_slope: float = 0.5
-    income_shock_persistence: float = Field(0.5, description="Chance a shock lasts another month.")
+    income_shock_persistence: float = Field(
+        default=0.5, description="Chance a shock lasts another month."
+    )
 
 
 class BillingParameters(BaseModel):
@@ -124,7 +128,7 @@ class BillingParameters(BaseModel):
         1.25, 1.2, 1.1, 1.0, 0.95, 0.9, 0.95, 1.0, 0.95, 1.0, 1.1, 1.25,
     )  # fmt: skip
     usage_noise_sigma: float = 0.15
-    spike_probability: float = Field(0.04, description="Monthly chance of a usage spike.")
+    spike_probability: float = Field(default=0.04, description="Monthly chance of a usage spike.")
     spike_multiplier_range: tuple[float, float] = (2.5, 5.0)
 
     @field_validator("usage_seasonality")
@@ -156,7 +160,7 @@ class PaymentParameters(BaseModel):
     autopay_failure_log_odds: float = -4.0
     autopay_failure_capacity_slope: float = -0.8
     autopay_debit_local_hour: float = 6.0
-    lift_days: float = Field(4.0, description="How long an opened reminder keeps working.")
+    lift_days: float = Field(default=4.0, description="How long an opened reminder keeps working.")
     lift_log_rate: float = -1.5
     lift_forgetfulness_slope: float = 3.0
     lift_forgetfulness_centre: float = 0.3
@@ -200,7 +204,7 @@ class EngagementParameters(BaseModel):
         "letter": 0.99,
     }
     open_log_odds: ChannelMap = {"email": 0.4, "sms": 2.4, "push": 0.8, "call": 0.6, "letter": 1.0}
-    hour_penalty: float = Field(0.5, description="Open log-odds lost per squared spread.")
+    hour_penalty: float = Field(default=0.5, description="Open log-odds lost per squared spread.")
     fatigue_per_attempt: float = 0.25
     open_delay_mean_hours: float = 2.0
     letter_delivery_days: float = 2.0
@@ -249,7 +253,7 @@ class LoggingPolicyParameters(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str = "ladder-epsilon-0.3"
-    epsilon: float = Field(0.3, gt=0.0, le=1.0, description="Share of uniform exploration.")
+    epsilon: float = Field(default=0.3, gt=0.0, le=1.0, description="Share of uniform exploration.")
     stage_offsets_days: tuple[int, ...] = (-5, 0, 3, 10, 30)
     stage_names: tuple[str, ...] = ("pre_due", "due", "overdue_3", "overdue_10", "overdue_30")
     ladder: tuple[tuple[str, str, str], ...] = (
@@ -261,9 +265,11 @@ class LoggingPolicyParameters(BaseModel):
     )
     fallback_channels: tuple[str, ...] = ("email", "sms", "letter", "push", "call")
     decision_local_hour: float = 7.0
-    send_hours: tuple[int, int] = Field((8, 21), description="Local [first, last) send hour.")
+    send_hours: tuple[int, int] = Field(
+        default=(8, 21), description="Local [first, last) send hour."
+    )
     letter_post_local_hour: float = 17.0
-    offers_from_stage: int = Field(1, description="Offers only from this stage index on.")
+    offers_from_stage: int = Field(default=1, description="Offers only from this stage index on.")
 
 
 class WorldParameters(BaseModel):
@@ -285,8 +291,8 @@ class WorldConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    n_customers: int = Field(20_000, ge=1)
-    n_months: int = Field(18, ge=1, le=120)
+    n_customers: int = Field(default=20_000, ge=1)
+    n_months: int = Field(default=18, ge=1, le=120)
     seed: int = 7
     start: dt.date = dt.date(2024, 1, 1)
     parameters: WorldParameters = WorldParameters()

@@ -8,7 +8,7 @@ DEMO_DIR ?= .paynudge/demo
 DEMO_CUSTOMERS ?= 20000
 DEMO_MONTHS ?= 18
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo demo-models test lint format bench clean
 
 $(STAMP): pyproject.toml uv.lock
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -22,6 +22,13 @@ demo: $(STAMP)
 	$(VENV)/bin/paynudge validate $(DEMO_DIR)
 	$(VENV)/bin/paynudge features build --data $(DEMO_DIR)
 	$(VENV)/bin/paynudge features materialize
+
+# Training on the demo datasets (issue 4, in progress): run after `make demo`.
+demo-models: $(STAMP)
+	$(VENV)/bin/paynudge train late_payment
+	$(VENV)/bin/paynudge train churn
+	$(VENV)/bin/paynudge train send_time --truth $(DEMO_DIR)
+	$(VENV)/bin/paynudge models list
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; defaults to SQLite under HOME."
     )
+    optuna_storage: str | None = Field(
+        default=None,
+        description="Optuna study storage URL; defaults to SQLite under HOME. A PostgreSQL URL "
+        "(postgresql+psycopg://user@host:5432/db) lets several tuning processes share a study.",
+    )
     serving_url: str = Field(
         default="http://127.0.0.1:3000", description="Base URL of the decision service."
     )
@@ -63,17 +68,43 @@ class Settings(BaseSettings):
     late_grace_days: float = Field(
         default=0.0, ge=0.0, description="Days after the due date before a bill counts as late."
     )
+    mlflow_artifact_root: Path | None = Field(
+        default=None,
+        description="Artifact store of new MLflow experiments on a local tracking store; "
+        "defaults to HOME/mlartifacts (a tracking server keeps its own).",
+    )
+    model_names: dict[str, str] = Field(
+        default={"late_payment": "late_payment", "churn": "churn", "send_time": "send_time"},
+        description="Registered model (and experiment) name of each model spec.",
+    )
+    promotion_ece_tolerance: float = Field(
+        default=0.005,
+        ge=0.0,
+        description="How much worse a challenger's expected calibration error may be than the "
+        "champion's (on the same test data) and still be promoted.",
+    )
+    send_hours: tuple[int, int] = Field(
+        default=(8, 20),
+        description="First and last local hour (inclusive) a reminder may be sent at.",
+    )
 
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:
+        first, last = self.send_hours
+        if not 0 <= first <= last <= 23:
+            raise ValueError(f"send_hours: expected 0 <= first <= last <= 23, found {first, last}")
         home = self.home.expanduser()
         self.home = home
         if self.data_dir is None:
             self.data_dir = home / "data"
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{(home / 'mlflow.db').absolute()}"
+        if self.optuna_storage is None:
+            self.optuna_storage = f"sqlite:///{(home / 'optuna.db').absolute()}"
         if self.features_dir is None:
             self.features_dir = home / "features"
+        if self.mlflow_artifact_root is None:
+            self.mlflow_artifact_root = home / "mlartifacts"
         if self.database_url is None:
             self.database_url = f"sqlite:///{(home / 'dispatcher.db').absolute()}"
         return self
@@ -89,6 +120,10 @@ class Settings(BaseSettings):
         """Where ``paynudge features build`` writes datasets and profiles."""
         assert self.features_dir is not None  # filled by the validator
         return self.features_dir
+
+    def registered_model_name(self, model: str) -> str:
+        """The registry name of ``model`` (a spec or tabular name), by ``model_names``."""
+        return self.model_names.get(model, model)
 
     @classmethod
     def settings_customise_sources(

@@ -61,7 +61,7 @@ class GroundTruth:
 
     def days(self, timestamps: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
         """UTC timestamps as float days since the world's epoch."""
-        index = pd.DatetimeIndex(pd.to_datetime(timestamps, utc=True))
+        index = pd.DatetimeIndex(pd.to_datetime(timestamps, utc=True)).as_unit("ns")
         return (index.asi8 - epoch_of(self.config.start).value) / DAY_NS
 
 

@@ -20,8 +20,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from paynudge.errors import DataError
-from training.calibration import choose_calibration, fit_calibrator
+from paynudge.errors import ConfigError, DataError
+from training.calibration import CALIBRATORS, choose_calibration, fit_calibrator
 
 VALID_NAME = "valid"
 """Name of the validation set in LightGBM's evaluation log (Optuna's pruning callback needs it)."""
@@ -176,6 +176,11 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         callbacks: Sequence = (),
     ) -> Self:
         """Boost on (X, y) until the log loss on (X_valid, y_valid) stops improving, calibrate."""
+        if self.calibration != "auto" and self.calibration not in CALIBRATORS:
+            raise ConfigError(
+                f"calibration {self.calibration!r} is unknown; "
+                f"expected auto, {', '.join(CALIBRATORS)}"
+            )
         y, y_valid = binary_labels(y, "y"), binary_labels(y_valid, "y_valid")
         if len(np.unique(y)) < 2:
             raise DataError("the training rows hold a single class; a classifier needs both")
@@ -197,15 +202,18 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
             callbacks=[stop, lgb.record_evaluation(self.evals_result_), *callbacks],
         )
         self.best_iteration_ = self.booster_.best_iteration or self.booster_.current_iteration()
-        raw_valid = self._raw(valid_matrix)
+        self._calibrate(self._raw(valid_matrix), y_valid)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _calibrate(self, raw_valid: np.ndarray, y_valid: np.ndarray) -> None:
+        """Choose the method (unless given) and fit the calibrator on the validation margins."""
         self.calibration_ = (
             choose_calibration(raw_valid, y_valid, seed=self.random_state)
             if self.calibration == "auto"
             else self.calibration
         )
         self.calibrator_ = fit_calibrator(self.calibration_, raw_valid, y_valid)
-        self.classes_ = np.array([0, 1])
-        return self
 
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """The uncalibrated margin (log-odds) of the booster at its best iteration."""

@@ -10,6 +10,7 @@ and its baselines, scored on the test rows of a split.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,6 +34,10 @@ READERS = {
     ".pq": pd.read_parquet,
 }
 """Readers by file suffix."""
+OTHER_SEPARATORS = ";\t|"
+"""Separators tried when a ``.csv`` file reads as a single column."""
+SNIFF_BYTES = 64 * 1024
+"""How much of such a file the separator sniffer looks at."""
 POSITIVE_WORDS = ("yes", "true", "y", "t", "1", "positive", "pos")
 """Label values taken as the positive class of a two-valued text label, when not given."""
 SHOWN_VALUES = 10
@@ -54,21 +59,32 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot read {path}: no such file")
     try:
         frame = reader(path)
-        if reader is pd.read_csv and frame.shape[1] == 1:  # perhaps ';'-separated: let it sniff
-            frame = pd.read_csv(path, sep=None, engine="python")
     except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(f"cannot read {path}: {reason}") from error
+    if reader is pd.read_csv and frame.shape[1] == 1:
+        frame = _sniffed(path, frame)
     if frame.empty:
         raise DataError(f"{path} holds no rows")
     return _parse_dates(frame)
 
 
+def _sniffed(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """A one-column CSV read again if its separator is one of :data:`OTHER_SEPARATORS`."""
+    with path.open(newline="", errors="replace") as handle:
+        sample = handle.read(SNIFF_BYTES)
+    try:
+        separator = csv.Sniffer().sniff(sample, delimiters=OTHER_SEPARATORS).delimiter
+        return pd.read_csv(path, sep=separator)
+    except (csv.Error, ValueError):
+        return frame
+
+
 def _parse_dates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns whose every value is an ISO 8601 date or time become timestamps."""
+    """Text columns whose every value is an ISO 8601 date or time become timestamps (UTC)."""
     for column in frame.select_dtypes(include="object").columns:
         try:
-            frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+            frame[column] = pd.to_datetime(frame[column], format="ISO8601", utc=True)
         except (TypeError, ValueError, OverflowError):
             continue
     return frame

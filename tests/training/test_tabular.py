@@ -73,10 +73,12 @@ def test_a_few_hundred_rows_with_missing_values_and_a_test_file(tmp_path: Path) 
     assert np.all((evaluation.test_probability > 0) & (evaluation.test_probability < 1))
 
 
-def test_semicolon_csv_is_sniffed(tmp_path: Path) -> None:
+def test_semicolon_csv_is_sniffed_and_one_column_kept(tmp_path: Path) -> None:
     path = tmp_path / "table.csv"
     path.write_text("a;b;label\n1;x;0\n2;y;1\n")
     assert list(read_table(path).columns) == ["a", "b", "label"]
+    path.write_text("label\n1\n0\n")  # one column stays one column
+    assert list(read_table(path).columns) == ["label"]
 
 
 @pytest.mark.parametrize(

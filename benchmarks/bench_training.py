@@ -57,10 +57,11 @@ def bare_train(path: Path, estimator: CalibratedLightGBM) -> lightgbm.Booster:
     spec = spec_for(DATASET)
     frame = pd.read_parquet(path)
     split = out_of_time_split(frame, "cutoff")
+    columns = list(spec.features)
 
-    def matrix(rows: pd.DataFrame) -> pd.DataFrame:
-        features = rows[list(spec.features)]
-        return features.astype({column: "category" for column in spec.categorical})
+    def matrix(rows: pd.DataFrame) -> pd.DataFrame:  # as the trainer sees it: float32, categories
+        kinds = {name: "category" if name in spec.categorical else "float32" for name in columns}
+        return rows[columns].astype(kinds)
 
     train = lightgbm.Dataset(matrix(split.train), binary_target(split.train, spec))
     valid = lightgbm.Dataset(matrix(split.valid), binary_target(split.valid, spec), reference=train)

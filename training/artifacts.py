@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import shap
 from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
@@ -105,6 +104,8 @@ def shap_figures(
     contributions: pd.DataFrame, features: pd.DataFrame, max_display: int
 ) -> tuple[Figure, Figure]:
     """SHAP beeswarm and mean |SHAP| bar plot from precomputed contributions (``bias`` dropped)."""
+    import shap  # 4 s to import (numba); only runs that draw SHAP plots pay for it
+
     explanation = shap.Explanation(
         values=contributions[list(features.columns)].to_numpy(),
         data=numeric_view(features).to_numpy(),

@@ -13,7 +13,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,10 +25,101 @@ CONFIG_FILE_ENV = "PAYNUDGE_CONFIG"
 DEFAULT_CONFIG_FILE = "paynudge.toml"
 
 
+class GuardrailSettings(BaseModel):
+    """Hard contact rules the reminder policy and the dispatcher apply (see reminder_policy)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quiet_hours: tuple[int, int] = Field(
+        default=(21, 8),
+        description="Local [start, end) hours with no contact: none from 21:00 until 08:00.",
+    )
+    max_calls_per_invoice_7d: int = Field(
+        default=7, ge=0, description="Call attempts per invoice in any 7 days."
+    )
+    max_messages_per_invoice_week: int = Field(
+        default=3, ge=0, description="Messages (any channel) per invoice in the trailing 7 days."
+    )
+    max_messages_per_customer_day: int = Field(
+        default=1, ge=0, description="Messages (any channel) per customer in the trailing 24 hours."
+    )
+    offers_from_due: bool = Field(
+        default=True, description="Offer an extension or instalment plan only from the due date on."
+    )
+
+    @model_validator(mode="after")
+    def _check_hours(self) -> GuardrailSettings:
+        start, end = self.quiet_hours
+        if not (0 <= start <= 23 and 0 <= end <= 23 and start != end):
+            raise ValueError(f"quiet_hours: expected two different hours 0-23, found {start, end}")
+        return self
+
+
+class RewardSettings(BaseModel):
+    """Weights of the policy's reward (see reminder_policy.reward), in currency units."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    paid_value: float = Field(
+        default=10.0,
+        ge=0.0,
+        description="Worth of an invoice paid within its stage window (financing and "
+        "collection effort saved).",
+    )
+    opt_out_penalty: float = Field(
+        default=3.0, ge=0.0, description="Cost of a customer opting out of a channel."
+    )
+    churn_penalty: float = Field(
+        default=30.0, ge=0.0, description="Cost of a customer leaving (lost margin)."
+    )
+
+
+class PolicySettings(BaseModel):
+    """Action costs, guardrails, reward weights and exploration of the reminder policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel_costs: dict[str, float] = Field(
+        default={"email": 0.01, "sms": 0.06, "push": 0.005, "call": 1.50, "letter": 0.90},
+        description="Cost of one contact per channel (e-mail cheapest, call and letter dearest).",
+    )
+    offer_costs: dict[str, float] = Field(
+        default={"none": 0.0, "extension": 0.10, "instalment_plan": 0.30},
+        description="Administrative cost of making an offer.",
+    )
+    epsilon: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Exploration share of the learned policy."
+    )
+    registered_name: str = Field(
+        default="reminder_policy", description="Registered model name of the policy."
+    )
+    guardrails: GuardrailSettings = GuardrailSettings()
+    reward: RewardSettings = RewardSettings()
+
+    @model_validator(mode="after")
+    def _check_costs(self) -> PolicySettings:
+        from paynudge.vocabulary import CHANNELS, OFFERS
+
+        for field, names, costs in (
+            ("channel_costs", CHANNELS, self.channel_costs),
+            ("offer_costs", OFFERS, self.offer_costs),
+        ):
+            if set(costs) != set(names):
+                raise ValueError(
+                    f"{field}: expected a cost for each of {names}, found {sorted(costs)}"
+                )
+            negative = [name for name, cost in costs.items() if cost < 0]
+            if negative:
+                raise ValueError(f"{field}: costs must be >= 0, found negative for {negative}")
+        return self
+
+
 class Settings(BaseSettings):
     """Every path and URL, with embedded defaults that need nothing installed."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYNUDGE_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="PAYNUDGE_", env_nested_delimiter="__", extra="forbid"
+    )
 
     home: Path = Field(
         default=Path(".paynudge"),
@@ -86,6 +177,12 @@ class Settings(BaseSettings):
     send_hours: tuple[int, int] = Field(
         default=(8, 20),
         description="First and last local hour (inclusive) a reminder may be sent at.",
+    )
+
+    policy: PolicySettings = Field(
+        default=PolicySettings(),
+        description="Reminder policy: costs, guardrails, reward weights "
+        "(PAYNUDGE_POLICY__EPSILON=0.1, [policy.guardrails] in paynudge.toml, ...).",
     )
 
     @model_validator(mode="after")

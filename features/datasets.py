@@ -173,3 +173,35 @@ def late_payment_features(
         "invoice_id", "customer_id", "cutoff", *names(ALL_FEATURES)
     )
     return joined.order_by(["cutoff", "invoice_id"]).to_pyarrow().to_pandas()
+
+
+def features_at(
+    tables: dict[str, pd.DataFrame],
+    spine: pd.DataFrame,
+    *,
+    backend_url: str = "duckdb://",
+    grace_days: float = 0.0,
+) -> pd.DataFrame:
+    """Catalogue features of each ``spine`` row at its ``cutoff``, in the spine's order.
+
+    ``spine`` has ``customer_id``, ``invoice_id`` (null: the latest invoice issued before the
+    cutoff) and ``cutoff`` (UTC). Used for decision contexts: the features of an invoice at the
+    moment a reminder was decided, computed by the same code as the training datasets.
+    """
+    missing = [c for c in ("customer_id", "invoice_id", "cutoff") if c not in spine.columns]
+    if missing:
+        raise DataError(f"spine lacks column(s) {', '.join(missing)}")
+    con = connect(backend_url)
+    raw = register(con, tables)
+    facts = build_facts(raw, grace_days)
+    frame = pd.DataFrame(
+        {
+            "row_id": pd.RangeIndex(len(spine)).to_numpy(),
+            "customer_id": spine["customer_id"].astype(str).to_numpy(),
+            "invoice_id": spine["invoice_id"].to_numpy(dtype=object),
+            "cutoff": pd.to_datetime(spine["cutoff"], utc=True).to_numpy(),
+        }
+    )
+    rows = feature_rows(raw, facts, ibis.memtable(frame).cast({"cutoff": "timestamp('UTC')"}))
+    out = rows.order_by("row_id").to_pyarrow().to_pandas()
+    return out.drop(columns="row_id").set_index(spine.index)

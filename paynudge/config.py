@@ -72,6 +72,23 @@ class RewardSettings(BaseModel):
     churn_penalty: float = Field(
         default=30.0, ge=0.0, description="Cost of a customer leaving (lost margin)."
     )
+    stage_window_days: dict[str, float] = Field(
+        default={
+            "pre_due": 5.0,
+            "due": 3.0,
+            "overdue_3": 7.0,
+            "overdue_10": 20.0,
+            "overdue_30": 30.0,
+        },
+        description="Days after a decision, per dunning stage, in which a payment counts for it "
+        "(until the next stage's decision).",
+    )
+    default_window_days: float = Field(
+        default=7.0, gt=0.0, description="Payment window of stages not in stage_window_days."
+    )
+    churn_window_days: float = Field(
+        default=30.0, gt=0.0, description="Days after a decision in which a churn counts for it."
+    )
 
 
 class PolicySettings(BaseModel):

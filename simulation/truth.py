@@ -21,6 +21,7 @@ from paynudge.vocabulary import CHANNELS, OFFERS, TONES
 from simulation import behaviour
 from simulation.clock import epoch_of, local_hour
 from simulation.hazard import HazardProfile, cumulative_hazard
+from simulation.logging_policy import ACTION_CHANNEL, ACTION_OFFER, ACTION_TONE, N_ACTIONS
 from simulation.parameters import WorldConfig
 from simulation.world import TRUTH_FOLDER, World
 
@@ -75,21 +76,33 @@ def _codes(values: object, vocabulary: tuple[str, ...], field: str, n: int) -> n
     return codes.fillna(-1).to_numpy(dtype=np.int64)
 
 
-def response_probabilities(
-    truth: GroundTruth,
-    invoice_id: np.ndarray | pd.Series | list[str],
-    channel: object,
-    tone: object,
-    offer: object,
-    send_time: pd.Series | pd.DatetimeIndex | np.ndarray,
-    attempts: int | np.ndarray = 0,
-) -> pd.DataFrame:
-    """True response probabilities of each invoice to the given action sent at ``send_time``.
+@dataclass(frozen=True)
+class _Decisions:
+    """What the response to any action depends on, per decision (independent of the action)."""
 
-    ``channel``, ``tone`` and ``offer`` are names (or arrays of names); ``channel=None`` means
-    no contact. Returns columns ``p_open``, ``p_pay_by_due``, ``p_pay_within_7d``, ``p_opt_out``
-    and ``p_churn`` (within 30.4 days), one row per invoice.
-    """
+    sent: np.ndarray
+    start: np.ndarray
+    hour: np.ndarray
+    person: pd.DataFrame
+    capacity: np.ndarray
+    firm: np.ndarray
+    active_from: np.ndarray
+    debit: np.ndarray
+    debit_pending: np.ndarray
+    debit_success: np.ndarray
+    monthly_churn: np.ndarray
+    base_hazard: dict[str, np.ndarray]
+    """Unreminded cumulative hazard from ``start`` to each deadline."""
+    deadlines: dict[str, np.ndarray]
+
+
+def _prepare(
+    truth: GroundTruth,
+    invoice_id: object,
+    send_time: object,
+    start: object | None,
+    deadlines: dict[str, object],
+) -> _Decisions:
     ids = pd.Index(np.asarray(invoice_id, dtype=object))
     missing = ~ids.isin(truth.invoices.index)
     if missing.any():
@@ -98,85 +111,185 @@ def response_probabilities(
     bill = truth.invoices.loc[ids]
     person = truth.customers.loc[bill["customer_id"]]
     params = truth.config.parameters
-    ch = _codes(channel, CHANNELS, "channel", n)
-    tn = _codes(tone, TONES, "tone", n)
-    of = _codes(offer, OFFERS, "offer", n)
-    incomplete = (ch >= 0) & ((tn < 0) | (of < 0))
-    if incomplete.any():
-        raise DataError("tone/offer: a contact needs a tone and an offer (use offer 'none')")
-    attempts_arr = np.broadcast_to(np.asarray(attempts, dtype=np.int64), (n,))
     sent = truth.days(send_time)
+    begin = sent if start is None else truth.days(start)
     zones = tuple(sorted(person["timezone"].unique()))
     zone_index = pd.Categorical(person["timezone"], categories=zones).codes.astype(np.int64)
-    hour = local_hour(sent, zone_index, zones, epoch_of(truth.config.start))
-    affinity = person[[f"affinity_{c}" for c in CHANNELS]].to_numpy()
     capacity = bill["capacity"].to_numpy()
-    firm = person["firm_response"].to_numpy()
+    forgetful = person["forgetfulness"].to_numpy()
+    due = truth.days(bill["due_at"])
+    debit = truth.days(bill["debit_at"])
+    autopay = person["autopay"].to_numpy(dtype=bool)
+    active_from = np.where(autopay, debit, truth.days(bill["issued_at"]))
+    unreminded = HazardProfile(
+        due_at=due,
+        segment_edges=np.asarray(params.payment.segment_edges_days),
+        base_log_rates=behaviour.base_log_rates(capacity, forgetful, params.payment),
+        active_from=active_from,
+        lift_rate=np.zeros((n, 1)),
+        lift_start=np.full((n, 1), np.inf),
+        lift_end=np.full((n, 1), np.inf),
+        pause_start=np.full(n, np.inf),
+        pause_end=np.full(n, np.inf),
+    )
+    ends = {name: _deadline_days(truth, value, due, n) for name, value in deadlines.items()}
+    return _Decisions(
+        sent=sent,
+        start=begin,
+        hour=local_hour(sent, zone_index, zones, epoch_of(truth.config.start)),
+        person=person,
+        capacity=capacity,
+        firm=person["firm_response"].to_numpy(),
+        active_from=active_from,
+        debit=debit,
+        debit_pending=autopay & (begin < debit),
+        debit_success=1.0 - behaviour.autopay_failure_probability(capacity, params.payment),
+        monthly_churn=person["churn_monthly"].to_numpy()
+        * behaviour.churn_bill_shock_multiplier(
+            bill["bill_ratio"].to_numpy(), person["bill_shock_sensitivity"].to_numpy(), params.churn
+        ),
+        base_hazard={name: cumulative_hazard(unreminded, begin, end) for name, end in ends.items()},
+        deadlines=ends,
+    )
 
+
+def _deadline_days(truth: GroundTruth, value: object, due: np.ndarray, n: int) -> np.ndarray:
+    """A deadline given as days after the due moment (a number) or as UTC timestamps."""
+    if isinstance(value, int | float):
+        return due + float(value)
+    days = truth.days(value)
+    return np.broadcast_to(days, (n,)).astype(np.float64)
+
+
+def _outcomes(
+    truth: GroundTruth,
+    d: _Decisions,
+    ch: np.ndarray,
+    tn: np.ndarray,
+    of: np.ndarray,
+    attempts: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Response probabilities of every decision to one action per decision (codes, -1 = none).
+
+    The hazard is the unreminded one plus a constant lift while an opened reminder works, so
+    the cumulative hazard is the precomputed base part plus ``lift x overlap``: exact, and cheap
+    enough to evaluate every action for every decision.
+    """
+    params = truth.config.parameters
+    person = d.person
     delivered = behaviour.delivery_probability(ch, params.engagement)
     p_open = delivered * behaviour.open_probability(
         ch,
-        hour,
+        d.hour,
         person["preferred_hour"].to_numpy(),
         person["hour_spread"].to_numpy(),
-        affinity,
-        attempts_arr,
+        person[[f"affinity_{c}" for c in CHANNELS]].to_numpy(),
+        attempts,
         params.engagement,
     )
     reminder, offer_part = behaviour.reminder_lift(
         ch,
         tn,
         of,
-        capacity,
+        d.capacity,
         person["forgetfulness"].to_numpy(),
-        firm,
+        d.firm,
         person["offer_sensitivity"].to_numpy(),
         params.payment,
     )
-    due = truth.days(bill["due_at"])
-    debit = truth.days(bill["debit_at"])
-    autopay = person["autopay"].to_numpy(dtype=bool)
-    base = behaviour.base_log_rates(capacity, person["forgetfulness"].to_numpy(), params.payment)
-    active_from = np.where(autopay, debit, truth.days(bill["issued_at"]))
-    opens_after = sent + behaviour.open_delay_days(ch, params.engagement)
-    debit_pending = autopay & (sent < debit)
-    debit_success = 1.0 - behaviour.autopay_failure_probability(capacity, params.payment)
-
-    def pay_by(deadline: np.ndarray) -> np.ndarray:
-        def survival(lift_start: np.ndarray) -> np.ndarray:
-            profile = HazardProfile(
-                due_at=due,
-                segment_edges=np.asarray(params.payment.segment_edges_days),
-                base_log_rates=base,
-                active_from=active_from,
-                lift_rate=(reminder + offer_part)[:, None],
-                lift_start=lift_start[:, None],
-                lift_end=lift_start[:, None] + params.payment.lift_days,
-                pause_start=np.full(n, np.inf),
-                pause_end=np.full(n, np.inf),
-            )
-            return np.exp(-cumulative_hazard(profile, sent, deadline))
-
-        unopened = survival(np.full(n, np.inf))
-        quantiles = (np.arange(OPEN_DELAY_NODES) + 0.5) / OPEN_DELAY_NODES
-        delays = -np.log1p(-quantiles) * params.engagement.open_delay_mean_hours / 24.0
-        opened = np.mean([survival(opens_after + delay) for delay in delays], axis=0)
-        manual = 1.0 - ((1.0 - p_open) * unopened + p_open * opened)
-        by_debit = debit_pending & (deadline >= debit)
-        return np.where(by_debit, debit_success + (1.0 - debit_success) * manual, manual)
-
-    annoyance = delivered * behaviour.churn_annoyance(ch, tn, firm, attempts_arr, params.churn)
-    monthly = person["churn_monthly"].to_numpy() * behaviour.churn_bill_shock_multiplier(
-        bill["bill_ratio"].to_numpy(), person["bill_shock_sensitivity"].to_numpy(), params.churn
+    lift = reminder + offer_part
+    opens_after = d.sent + behaviour.open_delay_days(ch, params.engagement)
+    quantiles = (np.arange(OPEN_DELAY_NODES) + 0.5) / OPEN_DELAY_NODES
+    delays = -np.log1p(-quantiles) * params.engagement.open_delay_mean_hours / 24.0
+    floor = np.maximum(d.start, d.active_from)
+    out = {"p_open": p_open}
+    for name, deadline in d.deadlines.items():
+        base = d.base_hazard[name]
+        opened = np.zeros_like(base)
+        for delay in delays:
+            lift_start = opens_after + delay
+            lift_end = lift_start + params.payment.lift_days
+            overlap = np.minimum(deadline, lift_end) - np.maximum(floor, lift_start)
+            opened += np.exp(-(base + lift * np.maximum(overlap, 0.0)))
+        opened /= len(delays)
+        manual = 1.0 - ((1.0 - p_open) * np.exp(-base) + p_open * opened)
+        by_debit = d.debit_pending & (deadline >= d.debit)
+        out[name] = np.where(by_debit, d.debit_success + (1.0 - d.debit_success) * manual, manual)
+    annoyance = delivered * behaviour.churn_annoyance(ch, tn, d.firm, attempts, params.churn)
+    out["p_opt_out"] = delivered * behaviour.opt_out_probability(
+        ch, tn, d.firm, attempts, params.engagement
     )
-    return pd.DataFrame(
-        {
-            "p_open": p_open,
-            "p_pay_by_due": pay_by(due),
-            "p_pay_within_7d": pay_by(due + 7.0),
-            "p_opt_out": delivered
-            * behaviour.opt_out_probability(ch, tn, firm, attempts_arr, params.engagement),
-            "p_churn": 1.0 - np.exp(-(monthly + annoyance)),
-        },
-        index=ids,
-    )
+    out["p_churn"] = 1.0 - np.exp(-(d.monthly_churn + annoyance))
+    return out
+
+
+def response_probabilities(
+    truth: GroundTruth,
+    invoice_id: np.ndarray | pd.Series | list[str],
+    channel: object,
+    tone: object,
+    offer: object,
+    send_time: pd.Series | pd.DatetimeIndex | np.ndarray,
+    attempts: int | np.ndarray = 0,
+    *,
+    start: pd.Series | pd.DatetimeIndex | np.ndarray | None = None,
+    deadlines: dict[str, object] | None = None,
+) -> pd.DataFrame:
+    """True response probabilities of each invoice to the given action sent at ``send_time``.
+
+    ``channel``, ``tone`` and ``offer`` are names (or arrays of names); ``channel=None`` means
+    no contact. Returns columns ``p_open``, ``p_pay_by_due``, ``p_pay_within_7d``, ``p_opt_out``
+    and ``p_churn`` (within 30.4 days), one row per invoice. Payment chances are for an invoice
+    unpaid at ``start`` (default: the send time; a decision time before the send is allowed).
+    ``deadlines`` adds a column ``p_<name>`` per extra deadline (UTC timestamps, or days after
+    the due moment).
+    """
+    n = len(np.asarray(invoice_id, dtype=object))
+    ch = _codes(channel, CHANNELS, "channel", n)
+    tn = _codes(tone, TONES, "tone", n)
+    of = _codes(offer, OFFERS, "offer", n)
+    incomplete = (ch >= 0) & ((tn < 0) | (of < 0))
+    if incomplete.any():
+        raise DataError("tone/offer: a contact needs a tone and an offer (use offer 'none')")
+    named = {"pay_by_due": 0.0, "pay_within_7d": 7.0}
+    extra = {f"p_{name}": name for name in deadlines or {}}
+    d = _prepare(truth, invoice_id, send_time, start, {**named, **(deadlines or {})})
+    attempts_arr = np.broadcast_to(np.asarray(attempts, dtype=np.int64), (n,))
+    out = _outcomes(truth, d, ch, tn, of, attempts_arr)
+    columns = {
+        "p_open": out["p_open"],
+        "p_pay_by_due": out["pay_by_due"],
+        "p_pay_within_7d": out["pay_within_7d"],
+        "p_opt_out": out["p_opt_out"],
+        "p_churn": out["p_churn"],
+        **{column: out[name] for column, name in extra.items()},
+    }
+    return pd.DataFrame(columns, index=pd.Index(np.asarray(invoice_id, dtype=object)))
+
+
+def action_probabilities(
+    truth: GroundTruth,
+    invoice_id: np.ndarray | pd.Series | list[str],
+    send_time: pd.Series | pd.DatetimeIndex | np.ndarray,
+    attempts: int | np.ndarray = 0,
+    *,
+    start: pd.Series | pd.DatetimeIndex | np.ndarray | None = None,
+    deadlines: dict[str, object] | None = None,
+) -> dict[str, np.ndarray]:
+    """Response probabilities of every decision to *every* action, each an (n, n_actions) array.
+
+    Actions are coded as in :mod:`simulation.logging_policy` (0 = no contact). Keys: ``p_open``,
+    ``p_opt_out``, ``p_churn`` and ``p_<name>`` for each deadline (default ``pay_by_due``).
+    """
+    n = len(np.asarray(invoice_id, dtype=object))
+    d = _prepare(truth, invoice_id, send_time, start, deadlines or {"pay_by_due": 0.0})
+    attempts_arr = np.broadcast_to(np.asarray(attempts, dtype=np.int64), (n,))
+    columns: dict[str, list[np.ndarray]] = {}
+    for code in range(N_ACTIONS):
+        one = np.full(n, code)
+        out = _outcomes(
+            truth, d, ACTION_CHANNEL[one], ACTION_TONE[one], ACTION_OFFER[one], attempts_arr
+        )
+        for name, values in out.items():
+            columns.setdefault(name if name.startswith("p_") else f"p_{name}", []).append(values)
+    return {name: np.column_stack(values) for name, values in columns.items()}

@@ -70,7 +70,7 @@ class RewardSettings(BaseModel):
         default=3.0, ge=0.0, description="Cost of a customer opting out of a channel."
     )
     churn_penalty: float = Field(
-        default=30.0, ge=0.0, description="Cost of a customer leaving (lost margin)."
+        default=10.0, ge=0.0, description="Cost of a customer leaving (lost margin)."
     )
     stage_window_days: dict[str, float] = Field(
         default={

@@ -36,12 +36,21 @@ class Split:
 
 
 def _months(times: pd.Series, time_column: str) -> pd.Series:
-    """Calendar month (UTC for zone-aware times) of every row, as a ``YYYY-MM`` string."""
+    """Calendar month (UTC for zone-aware times) of every row, as the integer ``YYYYMM``.
+
+    Integer arithmetic on the year and month fields, not string formatting: a million rows
+    take milliseconds instead of seconds.
+    """
     if not pd.api.types.is_datetime64_any_dtype(times):
         raise DataError(f"time column {time_column!r} has dtype {times.dtype}, not a timestamp")
     if times.dt.tz is not None:
-        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
-    return times.dt.strftime("%Y-%m")
+        times = times.dt.tz_convert("UTC")
+    return times.dt.year * 100 + times.dt.month
+
+
+def _month_name(month: int) -> str:
+    """``YYYY-MM`` of a ``YYYYMM`` month key."""
+    return f"{month // 100:04d}-{month % 100:02d}"
 
 
 def out_of_time_split(frame: pd.DataFrame, time_column: str) -> Split:
@@ -51,19 +60,20 @@ def out_of_time_split(frame: pd.DataFrame, time_column: str) -> Split:
     if frame[time_column].isna().any():
         raise DataError(f"time column {time_column!r} has missing values")
     month = _months(frame[time_column], time_column)
-    months = sorted(month.unique())
+    months = sorted(int(key) for key in month.unique())
+    names = [_month_name(key) for key in months]
     if len(months) < MIN_MONTHS:
         raise DataError(
             f"an out-of-time split needs at least {MIN_MONTHS} months in {time_column!r}; "
-            f"found {len(months)} ({', '.join(months)})"
+            f"found {len(months)} ({', '.join(names)})"
         )
     valid_month, test_month = months[-2], months[-1]
     train = frame[month < valid_month]
     valid = frame[month == valid_month]
     test = frame[month == test_month]
     description = (
-        f"out of time on {time_column}: train {months[0]}..{months[-3]} ({len(train)} rows), "
-        f"valid {valid_month} ({len(valid)} rows), test {test_month} ({len(test)} rows)"
+        f"out of time on {time_column}: train {names[0]}..{names[-3]} ({len(train)} rows), "
+        f"valid {names[-2]} ({len(valid)} rows), test {names[-1]} ({len(test)} rows)"
     )
     return Split(train, valid, test, description)
 

@@ -15,6 +15,8 @@ from training.evaluation import (
     classification_metrics,
     expected_calibration_error,
     lift_top_decile,
+    resample_rows,
+    roc_auc_of_draws,
 )
 
 
@@ -97,3 +99,32 @@ def test_bootstrap_sees_a_real_improvement_and_no_difference(forecast) -> None:
 def test_bootstrap_unknown_metric() -> None:
     with pytest.raises(PayNudgeError, match=r"unknown metric 'auc'; expected one of roc_auc"):
         bootstrap_difference(np.array([0, 1]), np.array([0.2, 0.8]), np.array([0.5, 0.5]), "auc")
+
+
+@pytest.mark.parametrize("decimals", [None, 1], ids=["distinct", "tied"])
+def test_roc_auc_of_draws_equals_sklearn_on_each_resample(forecast, decimals) -> None:
+    y, p = forecast
+    p = p if decimals is None else np.round(p, decimals)  # ten values: ties within and across
+    auc = roc_auc_of_draws(y, p)
+    for rows in resample_rows(len(y), n_boot=20, seed=3):
+        counts = np.bincount(rows, minlength=len(y))
+        assert auc(counts) == pytest.approx(roc_auc_score(y[rows], p[rows]), rel=1e-12, abs=0)
+
+
+def test_roc_auc_of_draws_is_nan_for_a_single_drawn_class() -> None:
+    auc = roc_auc_of_draws(np.array([0, 1, 0]), np.array([0.1, 0.9, 0.3]))
+    assert math.isnan(auc(np.array([2, 0, 1])))
+    assert auc(np.array([1, 1, 1])) == 1.0
+
+
+def test_bootstrap_auc_matches_sklearn_on_every_resample(forecast) -> None:
+    y, p = forecast
+    weaker = np.round(np.clip(p + np.random.default_rng(5).normal(scale=0.2, size=p.size), 0, 1), 2)
+    by_hand = np.array(
+        [
+            roc_auc_score(y[rows], p[rows]) - roc_auc_score(y[rows], weaker[rows])
+            for rows in np.random.default_rng(6).integers(0, len(y), size=(50, len(y)))
+        ]
+    )
+    _, low, high = bootstrap_difference(y, p, weaker, "roc_auc", n_boot=50, seed=6)
+    assert (low, high) == pytest.approx(tuple(np.quantile(by_hand, [0.025, 0.975])), rel=1e-12)

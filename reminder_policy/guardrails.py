@@ -1,0 +1,391 @@
+"""Hard contact rules, applied before the learner chooses, each with a reason code.
+
+:func:`apply_guardrails` turns one row per decision into the allowed actions, the send time moved
+out of quiet hours and, per rule, the actions that rule removed. :func:`violations` re-checks one
+chosen action at a send time, rule by rule: what the dispatcher runs before sending. It is written
+apart from :func:`apply_guardrails` on purpose, so each can test the other. No contact (action 0)
+is always allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from paynudge.config import GuardrailSettings
+from paynudge.errors import DataError
+from paynudge.vocabulary import CHANNELS, OFFERS, TONES, consent_column, opt_out_column
+from reminder_policy.actions import ACTION_CHANNEL, ACTION_OFFER, ACTION_TONE, N_ACTIONS
+
+REASON_CODES: tuple[str, ...] = (
+    "no_consent",
+    "opted_out",
+    "quiet_hours",
+    "call_cap",
+    "invoice_weekly_cap",
+    "customer_daily_cap",
+    "dispute_open",
+    "hardship",
+    "promise_pending",
+    "letter_before_due",
+    "offer_before_due",
+    "paid",
+)
+"""Every rule's code, in the stable order :meth:`GuardrailResult.reasons` lists them."""
+
+HARDSHIP_TONES: tuple[str, ...] = ("friendly", "neutral")
+HARDSHIP_OFFERS: tuple[str, ...] = ("extension", "instalment_plan")
+"""A customer in hardship hears only a friendly or neutral tone, and always with an offer."""
+
+_CALL = CHANNELS.index("call")
+_LETTER = CHANNELS.index("letter")
+_NO_OFFER = OFFERS.index("none")
+_HARDSHIP_TONE_CODES = [TONES.index(tone) for tone in HARDSHIP_TONES]
+_HARDSHIP_OFFER_CODES = [OFFERS.index(offer) for offer in HARDSHIP_OFFERS]
+_CONTACT = np.arange(N_ACTIONS) > 0
+_HARDSHIP_OK = np.isin(ACTION_TONE, _HARDSHIP_TONE_CODES) & np.isin(
+    ACTION_OFFER, _HARDSHIP_OFFER_CODES
+)
+_ONE_NANOSECOND = pd.Timedelta(1, "ns")
+_SECOND = pd.Timedelta(1, "s").value
+_SEARCH_SPAN = pd.Timedelta(2, "D").value
+"""Bisection bracket: an opening is at most a day (and a DST change) after the proposed time."""
+_NAT = np.iinfo(np.int64).min  # NaT as pandas stores it in int64
+_TIME_FIELDS = ("send_at", "due_at", "promise_until", "send_before")
+_OPTIONAL_TIME_FIELDS = ("promise_until", "send_before")
+_COUNT_FIELDS = ("calls_7d", "messages_invoice_7d", "messages_customer_24h")
+_FLAG_FIELDS = ("dispute_open", "hardship", "paid")
+
+
+@dataclass(frozen=True, eq=False)
+class GuardrailInputs:
+    """One row per decision; validated on construction (:class:`DataError` names field and row)."""
+
+    send_at: pd.DatetimeIndex
+    """Proposed send time (time-zone aware, UTC)."""
+    timezone: np.ndarray
+    """IANA time zone of each customer (``Europe/Amsterdam``)."""
+    due_at: pd.DatetimeIndex
+    """End of the due date: the moment the invoice becomes overdue."""
+    consent: np.ndarray
+    """(n, len(CHANNELS)) consent per channel."""
+    opted_out: np.ndarray
+    """(n, len(CHANNELS)) opt-out per channel."""
+    calls_7d: np.ndarray
+    messages_invoice_7d: np.ndarray
+    messages_customer_24h: np.ndarray
+    dispute_open: np.ndarray
+    hardship: np.ndarray
+    paid: np.ndarray
+    promise_until: pd.DatetimeIndex
+    """End of the promised payment date (NaT: no promise)."""
+    send_before: pd.DatetimeIndex
+    """Latest acceptable send time (NaT: no deadline)."""
+    _zone_rows: tuple[tuple[str, np.ndarray], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.send_at) if isinstance(self.send_at, pd.DatetimeIndex) else -1
+        for name in _TIME_FIELDS:
+            _check_times(name, getattr(self, name), n, name not in _OPTIONAL_TIME_FIELDS)
+        late = np.flatnonzero(np.asarray(self.send_before < self.send_at))
+        if late.size:
+            raise DataError(f"send_before: expected on or after send_at, row {late[0]} is earlier")
+        for name in ("consent", "opted_out"):
+            _check_array(name, getattr(self, name), (n, len(CHANNELS)), "b")
+        for name in _COUNT_FIELDS:
+            _check_array(name, getattr(self, name), (n,), "iu")
+            negative = np.flatnonzero(getattr(self, name) < 0)
+            if negative.size:
+                raise DataError(f"{name}: expected counts >= 0, row {negative[0]} is negative")
+        for name in _FLAG_FIELDS:
+            _check_array(name, getattr(self, name), (n,), "b")
+        object.__setattr__(self, "_zone_rows", _zone_rows(self.timezone, n))
+
+    def __len__(self) -> int:
+        return len(self.send_at)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> GuardrailInputs:
+        """Inputs from a frame with columns named like the fields, plus ``consent_<channel>`` and
+        ``opted_out_<channel>``; ``promise_until`` and ``send_before`` may be left out (none)."""
+        required = [
+            "send_at",
+            "timezone",
+            "due_at",
+            *map(consent_column, CHANNELS),
+            *map(opt_out_column, CHANNELS),
+            *_COUNT_FIELDS,
+            *_FLAG_FIELDS,
+        ]
+        missing = [column for column in required if column not in frame.columns]
+        if missing:
+            raise DataError(f"guardrail inputs: missing column(s) {missing}")
+        times = {name: _frame_times(frame, name) for name in _TIME_FIELDS}
+        return cls(
+            timezone=frame["timezone"].to_numpy(dtype=object),
+            consent=np.column_stack([_frame_flags(frame, consent_column(c)) for c in CHANNELS]),
+            opted_out=np.column_stack([_frame_flags(frame, opt_out_column(c)) for c in CHANNELS]),
+            **times,
+            **{name: _frame_counts(frame, name) for name in _COUNT_FIELDS},
+            **{name: _frame_flags(frame, name) for name in _FLAG_FIELDS},
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class GuardrailResult:
+    """What the guardrails allow per decision, when to send, and which rule removed what."""
+
+    allowed: np.ndarray
+    """(n, N_ACTIONS) allowed actions; column 0 (no contact) is always True."""
+    send_at: pd.DatetimeIndex
+    """Send time moved forward into the local window (UTC); rows whose contacts the deadline
+    dropped keep the proposed time."""
+    removed: dict[str, np.ndarray]
+    """Per reason code, the (n, N_ACTIONS) actions that rule forbids (rules overlap freely)."""
+
+    def reasons(self) -> list[tuple[str, ...]]:
+        """Per row, the codes of rules that removed at least one action (REASON_CODES order)."""
+        flags = np.column_stack([self.removed[code].any(axis=1) for code in REASON_CODES])
+        return _codes_per_row(flags)
+
+
+def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> GuardrailResult:
+    """The allowed actions of each decision after every rule, with its send time and reasons."""
+    send_at, dropped = _send_times(inputs, settings.quiet_hours)
+    due_local_date = _local_date(inputs, inputs.due_at - _ONE_NANOSECOND)
+    before_due_date = _local_date(inputs, send_at) < due_local_date
+    rows_actions = {
+        "quiet_hours": (dropped, _CONTACT),
+        "call_cap": (inputs.calls_7d >= settings.max_calls_per_invoice_7d, ACTION_CHANNEL == _CALL),
+        "invoice_weekly_cap": (
+            inputs.messages_invoice_7d >= settings.max_messages_per_invoice_week,
+            _CONTACT,
+        ),
+        "customer_daily_cap": (
+            inputs.messages_customer_24h >= settings.max_messages_per_customer_day,
+            _CONTACT,
+        ),
+        "dispute_open": (inputs.dispute_open, _CONTACT),
+        "hardship": (inputs.hardship, _CONTACT & ~_HARDSHIP_OK),
+        "promise_pending": (np.asarray(send_at < inputs.promise_until), _CONTACT),
+        "letter_before_due": (np.asarray(send_at < inputs.due_at), ACTION_CHANNEL == _LETTER),
+        "offer_before_due": (
+            before_due_date & settings.offers_from_due,
+            _CONTACT & (ACTION_OFFER != _NO_OFFER),
+        ),
+        "paid": (inputs.paid, _CONTACT),
+    }
+    channel = np.maximum(ACTION_CHANNEL, 0)
+    removed = {
+        "no_consent": ~inputs.consent[:, channel] & _CONTACT,
+        "opted_out": inputs.opted_out[:, channel] & _CONTACT,
+        **{
+            code: rows[:, None] & actions[None, :] for code, (rows, actions) in rows_actions.items()
+        },
+    }
+    removed = {code: removed[code] for code in REASON_CODES}
+    allowed = ~np.logical_or.reduce(list(removed.values()))
+    allowed[:, 0] = True
+    return GuardrailResult(allowed=allowed, send_at=send_at, removed=removed)
+
+
+def violations(
+    inputs: GuardrailInputs,
+    action: np.ndarray,
+    send_at: pd.DatetimeIndex,
+    settings: GuardrailSettings,
+) -> list[tuple[str, ...]]:
+    """Per decision, the codes of the rules that ``action`` sent at ``send_at`` would break."""
+    n = len(inputs)
+    _check_times("send_at", send_at, n, required=True)
+    action = np.asarray(action)
+    _check_array("action", action, (n,), "iu")
+    outside = np.flatnonzero((action < 0) | (action >= N_ACTIONS))
+    if outside.size:
+        raise DataError(f"action: expected codes 0-{N_ACTIONS - 1}, row {outside[0]} is outside")
+    rows = np.arange(n)
+    contact = action > 0
+    channel, tone, offer = ACTION_CHANNEL[action], ACTION_TONE[action], ACTION_OFFER[action]
+    local = _wall_clock(inputs, send_at)
+    hour = (local - local.astype("datetime64[D]")) // np.timedelta64(1, "h")
+    start, end = settings.quiet_hours
+    window_hours = [(end + k) % 24 for k in range((start - end) % 24)]
+    past_deadline = np.asarray(send_at > inputs.send_before)
+    before_due_date = local.astype("datetime64[D]") < _local_date(
+        inputs, inputs.due_at - _ONE_NANOSECOND
+    )
+    broken = {
+        "no_consent": contact & ~inputs.consent[rows, channel],
+        "opted_out": contact & inputs.opted_out[rows, channel],
+        "quiet_hours": contact & (~np.isin(hour, window_hours) | past_deadline),
+        "call_cap": (channel == _CALL) & (inputs.calls_7d >= settings.max_calls_per_invoice_7d),
+        "invoice_weekly_cap": contact
+        & (inputs.messages_invoice_7d >= settings.max_messages_per_invoice_week),
+        "customer_daily_cap": contact
+        & (inputs.messages_customer_24h >= settings.max_messages_per_customer_day),
+        "dispute_open": contact & inputs.dispute_open,
+        "hardship": contact
+        & inputs.hardship
+        & ~(np.isin(tone, _HARDSHIP_TONE_CODES) & np.isin(offer, _HARDSHIP_OFFER_CODES)),
+        "promise_pending": contact & np.asarray(send_at < inputs.promise_until),
+        "letter_before_due": (channel == _LETTER) & np.asarray(send_at < inputs.due_at),
+        "offer_before_due": contact
+        & (offer != _NO_OFFER)
+        & settings.offers_from_due
+        & before_due_date,
+        "paid": contact & inputs.paid,
+    }
+    return _codes_per_row(np.column_stack([broken[code] for code in REASON_CODES]))
+
+
+def _send_times(
+    inputs: GuardrailInputs, quiet_hours: tuple[int, int]
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Send times moved to the next local opening hour when in quiet hours, and the rows whose
+    moved time would pass their ``send_before`` deadline (those keep the proposed time)."""
+    start, end = quiet_hours
+    local = _wall_clock(inputs, inputs.send_at)
+    day = local.astype("datetime64[D]")
+    hour = (local - day) // np.timedelta64(1, "h")
+    quiet = (hour >= start) | (hour < end) if start > end else (hour >= start) & (hour < end)
+    opening = (day + np.timedelta64(end, "h")).astype("datetime64[ns]")
+    opening = np.where(opening <= local, opening + np.timedelta64(1, "D"), opening)
+    proposed = inputs.send_at.as_unit("ns").asi8
+    moved = proposed.copy()
+    for zone, rows in inputs._zone_rows:
+        rows = rows[quiet[rows]]
+        moved[rows] = _utc_of_wall_clock(opening[rows], zone, not_before=proposed[rows])
+    moved_at = pd.DatetimeIndex(moved, tz="UTC")
+    dropped = quiet & np.asarray(moved_at > inputs.send_before)
+    return pd.DatetimeIndex(np.where(dropped, proposed, moved), tz="UTC"), dropped
+
+
+def _utc_of_wall_clock(wall: np.ndarray, zone: str, not_before: np.ndarray) -> np.ndarray:
+    """UTC nanoseconds of local wall-clock times in ``zone``: a repeated time is its earliest
+    occurrence not before ``not_before``, a time skipped by a DST gap the end of the gap."""
+    index = pd.DatetimeIndex(wall)
+    early, late = (
+        index.tz_localize(zone, ambiguous=np.full(len(wall), dst), nonexistent="NaT")
+        .as_unit("ns")
+        .asi8
+        for dst in (True, False)
+    )
+    first, second = np.minimum(early, late), np.maximum(early, late)
+    utc = np.where(first >= not_before, first, second)
+    skipped = utc == _NAT
+    utc[skipped] = _first_instant_reaching(wall[skipped], zone, not_before[skipped])
+    return utc
+
+
+def _first_instant_reaching(wall: np.ndarray, zone: str, low: np.ndarray) -> np.ndarray:
+    """UTC nanoseconds of the first whole second whose local time reaches ``wall``, by bisection
+    from ``low`` (before it): pandas' ``nonexistent="shift_forward"`` misses half-hour gaps
+    (Lord Howe's 02:00-02:30 lands at 03:00; pandas-dev/pandas#40915)."""
+    target = wall.astype("datetime64[ns]").astype(np.int64)
+    low = low // _SECOND * _SECOND
+    high = low + _SEARCH_SPAN
+    while (high - low > _SECOND).any():
+        middle = low + (high - low) // (2 * _SECOND) * _SECOND
+        local = pd.DatetimeIndex(middle, tz="UTC").tz_convert(zone).tz_localize(None).asi8
+        reached = local >= target
+        high, low = np.where(reached, middle, high), np.where(reached, low, middle)
+    return high
+
+
+def _wall_clock(inputs: GuardrailInputs, times: pd.DatetimeIndex) -> np.ndarray:
+    """Local wall-clock times (naive datetime64[ns]) of ``times`` in each row's time zone."""
+    local = np.empty(len(times), dtype="datetime64[ns]")
+    for zone, rows in inputs._zone_rows:
+        local[rows] = times[rows].tz_convert(zone).tz_localize(None).as_unit("ns").to_numpy()
+    return local
+
+
+def _local_date(inputs: GuardrailInputs, times: pd.DatetimeIndex) -> np.ndarray:
+    """Local calendar dates (datetime64[D]) of ``times`` in each row's time zone."""
+    return _wall_clock(inputs, times).astype("datetime64[D]")
+
+
+def _codes_per_row(flags: np.ndarray) -> list[tuple[str, ...]]:
+    """Per row of an (n, len(REASON_CODES)) flag matrix, the flagged codes in stable order."""
+    bits = flags.astype(np.int64) @ (1 << np.arange(len(REASON_CODES), dtype=np.int64))
+    patterns, inverse = np.unique(bits, return_inverse=True)
+    labels = np.empty(len(patterns), dtype=object)
+    for i, pattern in enumerate(patterns):  # distinct patterns only, a handful
+        labels[i] = tuple(code for j, code in enumerate(REASON_CODES) if pattern >> j & 1)
+    return list(labels[inverse.reshape(-1)])
+
+
+def _zone_rows(timezone: object, n: int) -> tuple[tuple[str, np.ndarray], ...]:
+    """The rows of each distinct, known time zone."""
+    if not isinstance(timezone, np.ndarray) or timezone.shape != (n,):
+        raise DataError(f"timezone: expected an array of {n} IANA zone names")
+    codes, zones = pd.factorize(timezone)
+    if (codes < 0).any():
+        raise DataError(f"timezone: row {np.flatnonzero(codes < 0)[0]} is missing")
+    groups = []
+    order = np.argsort(codes, kind="stable")
+    ends = np.cumsum(np.bincount(codes, minlength=len(zones)))
+    starts = ends - np.bincount(codes, minlength=len(zones))
+    for code, zone in enumerate(zones):
+        try:
+            pd.Timestamp(0, tz="UTC").tz_convert(zone)
+        except Exception as error:  # pytz, zoneinfo and dateutil each raise their own
+            row = np.flatnonzero(codes == code)[0]
+            raise DataError(f"timezone: unknown IANA zone {zone!r} (row {row})") from error
+        groups.append((str(zone), order[starts[code] : ends[code]]))
+    return tuple(groups)
+
+
+def _check_times(name: str, values: object, n: int, required: bool) -> None:
+    """A time-zone-aware DatetimeIndex of ``n`` rows, without NaT when ``required``."""
+    if not isinstance(values, pd.DatetimeIndex) or values.tz is None:
+        raise DataError(f"{name}: expected a time-zone-aware (UTC) DatetimeIndex")
+    if len(values) != n:
+        raise DataError(f"{name}: expected {n} rows (one per decision), found {len(values)}")
+    if required and values.hasnans:
+        raise DataError(f"{name}: row {np.flatnonzero(values.isna())[0]} is missing (NaT)")
+
+
+def _check_array(name: str, values: object, shape: tuple[int, ...], kinds: str) -> None:
+    """A numpy array of ``shape`` whose dtype kind is one of ``kinds`` (b: bool, iu: integer)."""
+    expected = "booleans" if kinds == "b" else "integers"
+    if not isinstance(values, np.ndarray) or values.dtype.kind not in kinds:
+        found = values.dtype if isinstance(values, np.ndarray) else type(values).__name__
+        raise DataError(f"{name}: expected a numpy array of {expected}, found {found}")
+    if values.shape != shape:
+        raise DataError(
+            f"{name}: expected shape {shape} (a row per decision), found {values.shape}"
+        )
+
+
+def _frame_times(frame: pd.DataFrame, name: str) -> pd.DatetimeIndex:
+    """A column of time-zone-aware timestamps in UTC; an absent or all-null optional one is NaT."""
+    if name not in frame.columns or (name in _OPTIONAL_TIME_FIELDS and frame[name].isna().all()):
+        return pd.DatetimeIndex(np.full(len(frame), np.datetime64("NaT", "ns")), tz="UTC")
+    column = frame[name]
+    if not isinstance(column.dtype, pd.DatetimeTZDtype):
+        raise DataError(f"{name}: expected time-zone-aware timestamps, found dtype {column.dtype}")
+    return pd.DatetimeIndex(column).tz_convert("UTC")
+
+
+def _frame_flags(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column of booleans (True/False or 1/0, no missing values)."""
+    column = frame[name]
+    bad = np.flatnonzero(~column.isin([True, False]).to_numpy())
+    if bad.size:
+        value = column.iloc[bad[0]]
+        raise DataError(f"{name}: expected booleans, found {value!r} (row {bad[0]})")
+    return column.to_numpy().astype(bool)
+
+
+def _frame_counts(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column of whole counts (their sign is checked on construction)."""
+    column = frame[name]
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.flatnonzero(~np.isfinite(numbers) | (numbers != np.round(numbers)))
+    if bad.size:
+        value = column.iloc[bad[0]]
+        raise DataError(f"{name}: expected whole counts, found {value!r} (row {bad[0]})")
+    return numbers.astype(np.int64)

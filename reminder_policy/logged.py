@@ -21,6 +21,9 @@ from reminder_policy.actions import ActionSpace, action_codes
 from reminder_policy.reward import reward, window_days
 
 DAY = pd.Timedelta(days=1)
+AMOUNT_TOLERANCE = 0.005
+"""Payments within half a cent of the amount settle an invoice."""
+NON_PAYMENT = "non_payment"
 
 
 @dataclass(frozen=True)
@@ -57,19 +60,47 @@ class LoggedDecisions:
         )
 
 
-def _paid_within(decisions: pd.DataFrame, payments: pd.DataFrame) -> np.ndarray:
+def settled_at(invoices: pd.DataFrame, payments: pd.DataFrame) -> pd.Series:
+    """When each invoice's payments first add up to its amount (by invoice_id; NaT: never)."""
+    ordered = payments.sort_values("paid_at", kind="stable")
+    key = ordered["invoice_id"].astype(object)
+    so_far = ordered["amount"].groupby(key).cumsum()
+    amount = key.map(invoices.set_index(invoices["invoice_id"].astype(object))["amount"])
+    done = ordered[(so_far >= amount - AMOUNT_TOLERANCE).to_numpy()]
+    return done.groupby(done["invoice_id"].astype(object))["paid_at"].min()
+
+
+def _paid_within(
+    decisions: pd.DataFrame, tables: dict[str, pd.DataFrame], plan_offered: np.ndarray
+) -> np.ndarray:
+    """Settled in the window, or (once a plan was offered) any payment in it: a plan started."""
+    settled = decisions["invoice_id"].map(settled_at(tables["invoices"], tables["payments"]))
+    inside = (settled > decisions["decided_at"]) & (settled <= decisions["window_end"])
     pairs = decisions[["invoice_id", "decided_at", "window_end"]].reset_index(names="row")
-    pairs = pairs.merge(payments[["invoice_id", "paid_at"]], on="invoice_id")
+    pairs = pairs[plan_offered].merge(
+        tables["payments"][["invoice_id", "paid_at"]], on="invoice_id"
+    )
     hit = (pairs["paid_at"] > pairs["decided_at"]) & (pairs["paid_at"] <= pairs["window_end"])
-    paid = np.zeros(len(decisions), dtype=bool)
+    paid = inside.to_numpy(dtype=bool)
     paid[pairs.loc[hit, "row"].to_numpy()] = True
     return paid
 
 
+def _plan_offered(messages: pd.DataFrame, decisions: pd.DataFrame) -> np.ndarray:
+    """Whether an instalment plan was offered on the invoice at or before each decision."""
+    offers = messages.loc[messages["offer"] == "instalment_plan", ["invoice_id", "decided_at"]]
+    first = offers.groupby(offers["invoice_id"].astype(object))["decided_at"].min()
+    return (decisions["invoice_id"].map(first) <= decisions["decided_at"]).to_numpy(dtype=bool)
+
+
 def _churned_within(decisions: pd.DataFrame, churn: pd.DataFrame | None, days: float) -> np.ndarray:
+    """A churn within ``days`` of the decision; disconnections for non-payment do not count
+    (the missing payment is already in the reward)."""
     if churn is None or churn.empty:
         return np.zeros(len(decisions), dtype=bool)
-    churned_at = decisions["customer_id"].map(churn.set_index("customer_id")["churned_at"])
+    voluntary = churn[churn["reason"] != NON_PAYMENT]
+    keyed = voluntary.set_index(voluntary["customer_id"].astype(object))["churned_at"]
+    churned_at = decisions["customer_id"].map(keyed)
     after = churned_at > decisions["decided_at"]
     return (after & (churned_at <= decisions["decided_at"] + days * DAY)).to_numpy(dtype=bool)
 
@@ -107,7 +138,7 @@ def logged_decisions(tables: dict[str, pd.DataFrame], settings: PolicySettings) 
     decisions = decisions.reset_index(drop=True)
     action = action_codes(kept["channel"].to_numpy(), kept["tone"], kept["offer"])
     cost = ActionSpace.from_settings(settings).costs[action]
-    paid = _paid_within(decisions, tables["payments"])
+    paid = _paid_within(decisions, tables, _plan_offered(messages, decisions))
     opted_out = _opted_out(decisions, tables.get("responses"))
     churned = _churned_within(decisions, tables.get("churn"), settings.reward.churn_window_days)
     return LoggedDecisions(

@@ -3,12 +3,14 @@
     reward = paid_value * paid - cost(action) - opt_out_penalty * opted_out
              - churn_penalty * churned
 
-- ``paid``: a payment on the invoice arrived after the decision and within the stage's window
+- ``paid``: the invoice was settled after the decision and within the stage's window
   (``stage_window_days``: until the next stage's decision, so later reminders cannot take the
-  credit). A first instalment or a part payment counts: the customer started paying.
+  credit); once an instalment plan has been offered, any payment in the window counts (the plan
+  started). A part payment alone does not.
 - ``cost``: the action's contact and offer cost (:mod:`reminder_policy.actions`); 0 for no contact.
 - ``opted_out``: the customer opted out of the channel in response to this message.
-- ``churned``: the customer left within ``churn_window_days`` of the decision. The churn model's
+- ``churned``: the customer left within ``churn_window_days`` of the decision (disconnections for
+  non-payment do not count: the missing payment is already in the reward). The churn model's
   score is part of the policy's context, so the policy can learn not to push customers who are
   about to leave.
 

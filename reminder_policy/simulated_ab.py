@@ -47,8 +47,14 @@ class TrueOutcomes:
     expected_reward: np.ndarray
 
 
-def true_outcomes(truth: GroundTruth, data: DecisionSet, settings: PolicySettings) -> TrueOutcomes:
-    """What every action would bring at every decision, by the simulation's ground truth."""
+def true_outcomes(
+    truth: GroundTruth, data: DecisionSet, settings: PolicySettings, messages: pd.DataFrame
+) -> TrueOutcomes:
+    """What every action would bring at every decision, by the simulation's ground truth.
+
+    ``messages`` is the logged history: a reminder opened shortly before a decision still
+    works on the payment chances of every action.
+    """
     decisions = data.logged.decisions
     p = action_probabilities(
         truth,
@@ -57,6 +63,7 @@ def true_outcomes(truth: GroundTruth, data: DecisionSet, settings: PolicySetting
         data.attempts,
         start=decisions["decided_at"],
         deadlines={"window": decisions["window_end"], "due": 0.0, "due_30d": 30.0},
+        history=messages,
     )
     cost = np.broadcast_to(ActionSpace.from_settings(settings).costs, p["p_window"].shape)
     value = reward(p["p_window"], cost, p["p_opt_out"], p["p_churn"], settings.reward)

@@ -36,6 +36,8 @@ class GroundTruth:
     config: WorldConfig
     customers: pd.DataFrame
     invoices: pd.DataFrame
+    opens: pd.Series | None = None
+    """True open time of each message (by message_id), letters included; None if unknown."""
 
     @classmethod
     def from_world(cls, world: World) -> GroundTruth:
@@ -43,6 +45,7 @@ class GroundTruth:
             config=world.config,
             customers=world.customer_traits.set_index("customer_id"),
             invoices=world.invoice_context.set_index("invoice_id"),
+            opens=world.message_opens.set_index("message_id")["opened_at"],
         )
 
     @classmethod
@@ -58,7 +61,15 @@ class GroundTruth:
                 f"{folder}: expected the ground truth of a simulated world "
                 f"(world_config.json, customer_traits.parquet, invoice_context.parquet): {error}"
             ) from None
-        return cls(config, customers.set_index("customer_id"), invoices.set_index("invoice_id"))
+        opens_path = folder / "message_opens.parquet"
+        opens = (
+            pd.read_parquet(opens_path).set_index("message_id")["opened_at"]
+            if opens_path.exists()
+            else None
+        )
+        return cls(
+            config, customers.set_index("customer_id"), invoices.set_index("invoice_id"), opens
+        )
 
     def days(self, timestamps: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
         """UTC timestamps as float days since the world's epoch."""
@@ -102,6 +113,7 @@ def _prepare(
     send_time: object,
     start: object | None,
     deadlines: dict[str, object],
+    history: pd.DataFrame | None = None,
 ) -> _Decisions:
     ids = pd.Index(np.asarray(invoice_id, dtype=object))
     missing = ~ids.isin(truth.invoices.index)
@@ -133,6 +145,14 @@ def _prepare(
         pause_end=np.full(n, np.inf),
     )
     ends = {name: _deadline_days(truth, value, due, n) for name, value in deadlines.items()}
+    base_hazard = {name: cumulative_hazard(unreminded, begin, end) for name, end in ends.items()}
+    if history is not None:
+        rate, lift_start = _prior_lift(truth, ids, begin, history)
+        floor = np.maximum(begin, active_from)
+        for name, end in ends.items():
+            lift_end = lift_start + params.payment.lift_days
+            overlap = np.minimum(end, lift_end) - np.maximum(floor, lift_start)
+            base_hazard[name] = base_hazard[name] + rate * np.maximum(overlap, 0.0)
     return _Decisions(
         sent=sent,
         start=begin,
@@ -148,9 +168,54 @@ def _prepare(
         * behaviour.churn_bill_shock_multiplier(
             bill["bill_ratio"].to_numpy(), person["bill_shock_sensitivity"].to_numpy(), params.churn
         ),
-        base_hazard={name: cumulative_hazard(unreminded, begin, end) for name, end in ends.items()},
+        base_hazard=base_hazard,
         deadlines=ends,
     )
+
+
+def _prior_lift(
+    truth: GroundTruth, ids: pd.Index, begin: np.ndarray, history: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """The still-working lift of the newest earlier opened reminder of each invoice.
+
+    ``history`` holds the logged messages (message_id, invoice_id, channel, tone, offer,
+    sent_at); their true open times come from ``truth.opens``. Returns the lift rate and its
+    start per decision (0 and +inf without one). With lifts lasting ``lift_days`` (shorter than
+    the gaps between stages) at most one earlier reminder still works at a decision.
+    """
+    n = len(ids)
+    rate, start = np.zeros(n), np.full(n, np.inf)
+    if truth.opens is None:
+        raise DataError("the ground truth lacks message_opens: re-simulate the world")
+    sent = history[history["channel"].notna()]
+    opened_at = sent["message_id"].map(truth.opens)
+    sent = sent[opened_at.notna().to_numpy()].assign(open_days=truth.days(opened_at.dropna()))
+    if sent.empty:
+        return rate, start
+    decisions = pd.DataFrame({"invoice_id": np.asarray(ids, dtype=object), "begin": begin})
+    pairs = decisions.reset_index(names="row").merge(
+        sent.assign(invoice_id=sent["invoice_id"].astype(object)), on="invoice_id"
+    )
+    pairs = pairs[truth.days(pairs["sent_at"]) < pairs["begin"]]
+    newest = pairs.sort_values("open_days").groupby("row").tail(1)
+    if newest.empty:
+        return rate, start
+    bill = truth.invoices.loc[newest["invoice_id"]]
+    person = truth.customers.loc[bill["customer_id"]]
+    reminder, offer_part = behaviour.reminder_lift(
+        _codes(newest["channel"], CHANNELS, "channel", len(newest)),
+        _codes(newest["tone"], TONES, "tone", len(newest)),
+        _codes(newest["offer"], OFFERS, "offer", len(newest)),
+        bill["capacity"].to_numpy(),
+        person["forgetfulness"].to_numpy(),
+        person["firm_response"].to_numpy(),
+        person["offer_sensitivity"].to_numpy(),
+        truth.config.parameters.payment,
+    )
+    rows = newest["row"].to_numpy()
+    rate[rows] = reminder + offer_part
+    start[rows] = newest["open_days"].to_numpy()
+    return rate, start
 
 
 def _deadline_days(truth: GroundTruth, value: object, due: np.ndarray, n: int) -> np.ndarray:
@@ -275,14 +340,17 @@ def action_probabilities(
     *,
     start: pd.Series | pd.DatetimeIndex | np.ndarray | None = None,
     deadlines: dict[str, object] | None = None,
+    history: pd.DataFrame | None = None,
 ) -> dict[str, np.ndarray]:
     """Response probabilities of every decision to *every* action, each an (n, n_actions) array.
 
     Actions are coded as in :mod:`simulation.logging_policy` (0 = no contact). Keys: ``p_open``,
     ``p_opt_out``, ``p_churn`` and ``p_<name>`` for each deadline (default ``pay_by_due``).
+    Given the logged ``history`` (messages), the lift of an earlier reminder still working at
+    the decision is part of the payment chances.
     """
     n = len(np.asarray(invoice_id, dtype=object))
-    d = _prepare(truth, invoice_id, send_time, start, deadlines or {"pay_by_due": 0.0})
+    d = _prepare(truth, invoice_id, send_time, start, deadlines or {"pay_by_due": 0.0}, history)
     attempts_arr = np.broadcast_to(np.asarray(attempts, dtype=np.int64), (n,))
     columns: dict[str, list[np.ndarray]] = {}
     for code in range(N_ACTIONS):

@@ -23,7 +23,7 @@ from simulation.billing import draw_invoices, month_start_days
 from simulation.clock import epoch_of, to_timestamps
 from simulation.dunning import Engine
 from simulation.parameters import WorldConfig, check_vocabulary
-from simulation.population import customer_ids, draw_population
+from simulation.population import customer_ids, draw_population, format_ids
 from simulation.schedule import build_schedule
 from simulation.tables import build_tables, invoice_ids, invoice_numbers
 
@@ -39,6 +39,8 @@ class World:
     tables: dict[str, pd.DataFrame]
     customer_traits: pd.DataFrame
     invoice_context: pd.DataFrame
+    message_opens: pd.DataFrame
+    """Every message with the true moment it was opened (letters too; NaT if never)."""
 
 
 def make_config(**values: object) -> WorldConfig:
@@ -87,6 +89,7 @@ def simulate_world(
         tables=tables,
         customer_traits=customer_traits(engine),
         invoice_context=invoice_context(engine, epoch),
+        message_opens=message_opens(engine, epoch),
     )
 
 
@@ -112,6 +115,18 @@ def customer_traits(engine: Engine) -> pd.DataFrame:
     for index, channel in enumerate(CHANNELS):
         table[f"affinity_{channel}"] = people.channel_affinity[:, index]
     return table
+
+
+def message_opens(engine: Engine, epoch: pd.Timestamp) -> pd.DataFrame:
+    """True open times of the logged messages (the export hides letters' reading)."""
+    decisions = engine.log.columns("decisions")
+    opened = decisions.get("opened_at", np.zeros(0))
+    return pd.DataFrame(
+        {
+            "message_id": format_ids("M", np.arange(1, len(opened) + 1), 10),
+            "opened_at": to_timestamps(opened, epoch),
+        }
+    )
 
 
 def invoice_context(engine: Engine, epoch: pd.Timestamp) -> pd.DataFrame:
@@ -145,6 +160,7 @@ def write_world(world: World, directory: Path) -> Path:
             table.to_parquet(directory / f"{name}.parquet", index=False)
         world.customer_traits.to_parquet(truth / "customer_traits.parquet", index=False)
         world.invoice_context.to_parquet(truth / "invoice_context.parquet", index=False)
+        world.message_opens.to_parquet(truth / "message_opens.parquet", index=False)
         (truth / "world_config.json").write_text(world.config.model_dump_json(indent=2))
         manifest = {
             "generator": "paynudge simulation",

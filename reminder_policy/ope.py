@@ -7,8 +7,9 @@ model's q_hat(x_i, a). obp's 3-D shapes (n, n_actions, len_list) are accepted wh
 or when ``position`` is given and all zeros (slot 0 is used); other positions are refused.
 
 Every estimator is ``mean(direct) + mean(weighted) / mean(weight)`` over per-round terms
-(:class:`RoundTerms`; ``weight`` is 1 unless self-normalised), so the point estimate and the
-bootstrap interval come from the same code.
+(:class:`RoundTerms`; ``weight`` is 1 unless self-normalised): ``ipw_rounds`` and its kin return
+the terms, ``ipw`` and its kin their value, and :func:`bootstrap_interval` / :func:`estimate_all`
+resample the same terms, so point estimates and intervals come from one piece of code.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ def as_rounds(values: ArrayLike, name: str, n: int) -> np.ndarray:
     return array
 
 
-def as_actions(action: ArrayLike, n: int, n_actions: int) -> np.ndarray:
-    """``action`` as int64 ids, each in [0, n_actions)."""
+def as_actions(action: ArrayLike, n: int, n_actions: float) -> np.ndarray:
+    """``action`` as int64 ids, each in [0, n_actions) (``np.inf``: any id >= 0)."""
     values = _numbers(action, "action")
     if values.ndim != 1 or len(values) != n:
         raise DataError(f"action: expected {n} rounds as a 1-D array, found shape {values.shape}")

@@ -37,9 +37,9 @@ class BoosterDefaults:
     """
 
     learning_rate: float = 0.1
-    num_leaves: int = 31
+    num_leaves: int = 15
     min_data_in_leaf: int = 30
-    lambda_l2: float = 1.0
+    lambda_l2: float = 5.0
     feature_fraction: float = 0.9
     cat_smooth: float = 10.0
     min_data_per_group: int = 30
@@ -58,7 +58,9 @@ class CrossFittedRewardModel(BaseEstimator):
     """LightGBM reward model: cross-fitted (:meth:`fit_predict`) or one model (:meth:`fit`).
 
     ``weight_by_pscore`` weighs training rows by 1 / pscore, so the model fits the whole action
-    space evenly rather than where the logging policy played most.
+    space evenly rather than where the logging policy played most. ``n_jobs`` is LightGBM's thread
+    count: one by default, since OpenMP threads on a busy machine (parallel tests, other jobs)
+    slow boosting down many times over; raise it for large logs on idle cores.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class CrossFittedRewardModel(BaseEstimator):
         num_boost_round: int = 200,
         early_stopping_rounds: int | None = 20,
         weight_by_pscore: bool = False,
+        n_jobs: int = 1,
         seed: int = 0,
     ) -> None:
         self.n_folds = n_folds
@@ -75,6 +78,7 @@ class CrossFittedRewardModel(BaseEstimator):
         self.num_boost_round = num_boost_round
         self.early_stopping_rounds = early_stopping_rounds
         self.weight_by_pscore = weight_by_pscore
+        self.n_jobs = n_jobs
         self.seed = seed
 
     def fit(
@@ -141,10 +145,10 @@ class CrossFittedRewardModel(BaseEstimator):
         defaults = asdict(DEFAULTS)
         for key in ("min_data_in_leaf", "min_data_per_group"):
             defaults[key] = max(1, min(defaults[key], int(LEAF_SHARE * n_rows)))
-        objective = ("binary", "binary_logloss") if self.binary_ else ("regression", "l2")
-        fixed = {"objective": objective[0], "metric": objective[1], "seed": self.seed}
-        quiet = {"verbosity": -1, "deterministic": True, "force_col_wise": True}
-        return {**defaults, **fixed, **quiet, **(self.params or {})}
+        objective, metric = ("binary", "binary_logloss") if self.binary_ else ("regression", "l2")
+        fixed = {"objective": objective, "metric": metric, "seed": self.seed}
+        run = {"num_threads": self.n_jobs, "verbosity": -1, "deterministic": True}
+        return {**defaults, **fixed, **run, "force_col_wise": True, **(self.params or {})}
 
     def _learn_inputs(
         self,
@@ -187,35 +191,33 @@ class CrossFittedRewardModel(BaseEstimator):
 
     def _learn_contexts(self, contexts: pd.DataFrame | ArrayLike) -> None:
         """The context columns and, for text or categorical ones, their categories."""
+        self.categories_: dict[object, pd.Index] = {}
         if not isinstance(contexts, pd.DataFrame):
             shape = np.shape(contexts)
             if len(shape) != 2:
                 raise DataError(
-                    f"contexts: expected a DataFrame or an array of shape (n_rounds, n_features), "
+                    "contexts: expected a DataFrame or an array of shape (n_rounds, n_features), "
                     f"found shape {shape}"
                 )
-            self.feature_names_in_ = None
-            self.categories_ = {}
+            self.context_columns_ = None
             self.n_features_in_ = shape[1]
             return
-        self.feature_names_in_ = np.asarray(contexts.columns, dtype=object)
+        self.context_columns_ = list(contexts.columns)
         self.n_features_in_ = contexts.shape[1]
-        self.categories_ = {}
+        kinds = pd.api.types
         for name in contexts.columns:
             values = contexts[name]
-            if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(
-                values
-            ):
+            if kinds.is_datetime64_any_dtype(values) or kinds.is_timedelta64_dtype(values):
                 raise DataError(
                     f"contexts: column {name} holds times; expected numbers, booleans, text or "
                     "categories (convert times to numbers, such as days since an event)"
                 )
-            if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+            if not (kinds.is_numeric_dtype(values) or kinds.is_bool_dtype(values)):
                 self.categories_[name] = values.astype("category").cat.categories
 
     def _context_frame(self, contexts: pd.DataFrame | ArrayLike) -> pd.DataFrame:
         """Contexts as at fit: columns ``context_j``, numbers as float32, the rest categories."""
-        if self.feature_names_in_ is None:
+        if self.context_columns_ is None:
             try:
                 array = np.asarray(contexts, dtype=np.float32)
             except (TypeError, ValueError):
@@ -228,11 +230,11 @@ class CrossFittedRewardModel(BaseEstimator):
             return pd.DataFrame(array, columns=[f"context_{j}" for j in range(array.shape[1])])
         if not isinstance(contexts, pd.DataFrame):
             raise DataError("contexts: expected a DataFrame, as at fit")
-        missing = [str(name) for name in self.feature_names_in_ if name not in contexts.columns]
+        missing = [str(name) for name in self.context_columns_ if name not in contexts.columns]
         if missing:
             raise DataError(f"contexts: expected column(s) {', '.join(missing)}")
         columns = {}
-        for j, name in enumerate(self.feature_names_in_):
+        for j, name in enumerate(self.context_columns_):
             values = contexts[name]
             columns[f"context_{j}"] = (
                 pd.Categorical(values, categories=self.categories_[name])

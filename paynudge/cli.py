@@ -15,6 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from paynudge.errors import PayNudgeError
+from paynudge.policy_cli import policy_app
 
 if TYPE_CHECKING:
     from training.pipeline import TrainResult
@@ -352,6 +353,8 @@ def tune(
         f"MLflow parent run {result.parent_run_id}; [green]wrote[/] {result.config_path}"
     )
 
+
+app.add_typer(policy_app, name="policy")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

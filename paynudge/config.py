@@ -97,7 +97,7 @@ class PolicySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     channel_costs: dict[str, float] = Field(
-        default={"email": 0.01, "sms": 0.06, "push": 0.005, "call": 1.50, "letter": 0.90},
+        default={"email": 0.005, "sms": 0.06, "push": 0.002, "call": 4.00, "letter": 1.20},
         description="Cost of one contact per channel (e-mail cheapest, call and letter dearest).",
     )
     offer_costs: dict[str, float] = Field(

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from paynudge.config import PolicySettings, Settings
+from paynudge.errors import PayNudgeError
 from reminder_policy import baselines, ope
 from reminder_policy.actions import ACTION_NAMES, ActionSpace
 from reminder_policy.dataset import DecisionSet
@@ -62,11 +63,15 @@ def fit_policy(train: DecisionSet, settings: PolicySettings, seed: int = 0) -> C
     bandit = ContextualBandit(
         n_actions=space.n_actions,
         action_features=space.features(),
+        known_rewards=-space.costs,
         epsilon=settings.epsilon,
         seed=seed,
     )
     logged = train.logged
-    return bandit.fit(train.contexts.to_numpy(), logged.action, logged.reward, logged.pscore)
+    # The biller's log may hold actions our guardrails would now refuse: learn from them too.
+    mask = train.mask.copy()
+    mask[np.arange(len(train)), logged.action] = True
+    return bandit.fit(train.contexts.to_numpy(), logged.action, logged.reward, logged.pscore, mask)
 
 
 def policy_distributions(bandit: ContextualBandit, data: DecisionSet) -> dict[str, np.ndarray]:
@@ -126,6 +131,29 @@ def offline_evaluation(
     return pd.DataFrame(rows)
 
 
+def evaluate_offline(
+    data: DecisionSet, bandit: ContextualBandit, settings: PolicySettings, seed: int = 0
+) -> pd.DataFrame:
+    """A policy's and the baselines' values on logged decisions, by every estimator."""
+    q_hat = estimated_rewards(data, settings, seed)
+    return offline_evaluation(policy_distributions(bandit, data), data, q_hat, seed=seed)
+
+
+def load_policy(settings: Settings, alias: str = registry.CHAMPION) -> tuple[PolicyModel, str]:
+    """The registered policy holding ``alias`` (from our registry only) and its version."""
+    client = connect(settings)
+    name = settings.policy.registered_name
+    version = registry.version_by_alias(client, name, alias)
+    if version is None:
+        raise PayNudgeError(
+            f"no {alias} version of {name!r} in {settings.mlflow_tracking_uri}; "
+            "train one with `paynudge policy train`"
+        )
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}").unwrap_python_model()
+    assert isinstance(model, PolicyModel)
+    return model, f"{name}/{version.version}"
+
+
 def _dr_difference(
     challenger: np.ndarray, champion: np.ndarray, data: DecisionSet, q_hat: np.ndarray, seed: int
 ) -> tuple[float, float, float]:
@@ -180,8 +208,12 @@ def train_policy(
     test_share: float = 0.25,
     seed: int = 0,
     tags: dict[str, str] | None = None,
+    score_versions: dict[str, str] | None = None,
 ) -> PolicyTrainResult:
-    """Learn, evaluate offline, log, register and (by the rule) promote the policy."""
+    """Learn, evaluate offline, log, register and (by the rule) promote the policy.
+
+    ``score_versions`` names the model versions whose scores are in ``data``'s contexts.
+    """
     policy_settings = settings.policy
     train, test = split_by_time(data, test_share)
     bandit = fit_policy(train, policy_settings, seed)
@@ -190,7 +222,12 @@ def train_policy(
     evaluation = offline_evaluation(policies, test, q_hat, seed=seed)
     client = connect(settings)
     name = policy_settings.registered_name
-    spec = {"context_columns": list(data.contexts.columns), "actions": list(ACTION_NAMES)}
+    spec = {
+        "context_columns": list(data.contexts.columns),
+        "actions": list(ACTION_NAMES),
+        "scores": score_versions or {},
+        "stages": list(policy_settings.reward.stage_window_days),
+    }
     with mlflow.start_run(
         experiment_id=experiment_id(client, name, settings), run_name="contextual_bandit",
         tags=tags or {},

@@ -179,3 +179,28 @@ def test_tuned_params_are_read_and_checked(tmp_path: Path) -> None:
     (tmp_path / "churn.yaml").write_text("learning_rate: 0.05\n")
     with pytest.raises(ConfigError, match=r"churn.yaml: expected a tuned config"):
         tuned_params("churn", tmp_path)
+
+
+class LookupBeforeAnotherProcess:
+    """A client whose lookups miss until ``misses`` run out, as when another process creates the
+    experiment between our lookup and our create."""
+
+    def __init__(self, client: mlflow.MlflowClient, misses: int) -> None:
+        self.client, self.misses = client, misses
+
+    def get_experiment_by_name(self, name: str):
+        self.misses -= 1
+        return None if self.misses >= 0 else self.client.get_experiment_by_name(name)
+
+    def create_experiment(self, name: str, artifact_location: str | None = None) -> str:
+        return self.client.create_experiment(name, artifact_location=artifact_location)
+
+
+def test_an_experiment_created_meanwhile_by_another_process_is_joined(settings: Settings) -> None:
+    client = tracking.connect(settings)
+    existing = tracking.experiment_id(client, "created-meanwhile", settings)  # the other process
+    racing = LookupBeforeAnotherProcess(client, misses=1)
+    assert tracking.experiment_id(racing, "created-meanwhile", settings) == existing
+    blind = LookupBeforeAnotherProcess(client, misses=2)  # nothing to join: the error stands
+    with pytest.raises(MlflowException, match="already exists"):
+        tracking.experiment_id(blind, "created-meanwhile", settings)

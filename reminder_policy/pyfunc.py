@@ -18,9 +18,10 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.types import ColSpec, DataType, Schema
 
 from paynudge.errors import DataError
 from reminder_policy.learner import ContextualBandit
@@ -69,6 +70,20 @@ class PolicyModel(PythonModel):
         return pd.DataFrame(dist, columns=list(actions), index=frame.index)
 
 
+def policy_signature(
+    example: pd.DataFrame, output: pd.DataFrame, actions: list[str]
+) -> ModelSignature:
+    """Context columns required, one optional boolean ``allowed:<action>`` column per action."""
+    inferred = infer_signature(example, output)
+    optional = [
+        ColSpec(DataType.boolean, f"{MASK_PREFIX}{name}", required=False) for name in actions
+    ]
+    assert inferred.inputs is not None
+    return ModelSignature(
+        inputs=Schema([*inferred.inputs.inputs, *optional]), outputs=inferred.outputs
+    )
+
+
 def log_policy_model(
     bandit: ContextualBandit, spec: dict[str, Any], example: pd.DataFrame
 ) -> ModelInfo:
@@ -86,7 +101,7 @@ def log_policy_model(
             python_model=PolicyModel(),
             artifacts={BANDIT_ARTIFACT: str(bandit_path), SPEC_ARTIFACT: str(spec_path)},
             code_paths=[str(code_root / package) for package in CODE_PACKAGES],
-            signature=infer_signature(example, output),
+            signature=policy_signature(example, output, spec["actions"]),
             input_example=example,
             pip_requirements=[f"{p}=={version(p)}" for p in REQUIREMENTS],
         )

@@ -15,6 +15,7 @@ from paynudge.errors import PayNudgeError
 if TYPE_CHECKING:
     from paynudge.config import Settings
     from reminder_policy.dataset import DecisionSet, Scorer
+    from reminder_policy.pipeline import PolicyTrainResult
 
 policy_app = typer.Typer(help="The reminder policy: learn, evaluate offline, simulate an A/B.")
 console = Console()
@@ -86,6 +87,10 @@ def policy_train(
             )
     except PayNudgeError as error:
         raise _fail(str(error)) from None
+    _report(result)
+
+
+def _report(result: PolicyTrainResult) -> None:
     console.print(
         evaluation_table(result.evaluation, f"offline evaluation on {result.n_test:,} decisions")
     )
@@ -97,6 +102,29 @@ def policy_train(
     )
 
 
+@policy_app.command("update")
+def policy_update(
+    data: Path | None = typer.Option(None, help="Data set folder (default: PAYNUDGE_DATA_DIR)."),
+    test_share: float = typer.Option(0.25, min=0.05, max=0.9, help="Latest share to compare on."),
+    seed: int = typer.Option(0, help="Seed of the evaluation."),
+) -> None:
+    """Online update: the champion keeps learning from decisions made since it was trained."""
+    from paynudge.config import get_settings
+    from reminder_policy.pipeline import update_policy
+    from reminder_policy.policy_registry import load_policy
+
+    settings = get_settings()
+    try:
+        policy, _ = load_policy(settings)
+        scorer, _ = _scorer(settings, bool(policy.spec_.get("scores")))
+        decisions = _decisions(data, settings, scorer)
+        with console.status("learning from the newer decisions"):
+            result = update_policy(decisions, settings, test_share=test_share, seed=seed)
+    except PayNudgeError as error:
+        raise _fail(str(error)) from None
+    _report(result)
+
+
 @policy_app.command("evaluate-offline")
 def policy_evaluate_offline(
     data: Path | None = typer.Option(None, help="Data set folder (default: PAYNUDGE_DATA_DIR)."),
@@ -105,7 +133,8 @@ def policy_evaluate_offline(
 ) -> None:
     """Estimate the registered policy's value on logged decisions (IPW, SNIPW, DM, DR)."""
     from paynudge.config import get_settings
-    from reminder_policy.pipeline import evaluate_offline, load_policy
+    from reminder_policy.pipeline import evaluate_offline
+    from reminder_policy.policy_registry import load_policy
 
     settings = get_settings()
     try:
@@ -129,7 +158,7 @@ def policy_simulate(
     """Simulated A/B on held-out customers: learned policy vs ladder, e-mail, uniform, oracle."""
     from paynudge.config import get_settings
     from reminder_policy.ab_report import log_ab, run_simulated_ab
-    from reminder_policy.pipeline import load_policy
+    from reminder_policy.policy_registry import load_policy
     from reminder_policy.simulated_ab import METRICS
 
     settings = get_settings()

@@ -11,12 +11,8 @@ on the same decisions (the bootstrap interval of the difference is reported).
 
 from __future__ import annotations
 
-import json
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
@@ -26,13 +22,8 @@ from reminder_policy import baselines, ope
 from reminder_policy.actions import ACTION_NAMES, ActionSpace
 from reminder_policy.dataset import DecisionSet
 from reminder_policy.learner import ContextualBandit
-from reminder_policy.pyfunc import MODEL_NAME, PolicyModel, log_policy_model
+from reminder_policy.policy_registry import load_policy, log_policy_run, promote_policy
 from reminder_policy.reward_model import CrossFittedRewardModel
-from training import registry
-from training.tracking import connect, experiment_id
-
-OPE_TABLE = "offline_evaluation.csv"
-TEST_DECISIONS = "test_decisions.parquet"
 
 
 @dataclass(frozen=True)
@@ -139,129 +130,84 @@ def evaluate_offline(
     return offline_evaluation(policy_distributions(bandit, data), data, q_hat, seed=seed)
 
 
-def load_policy(settings: Settings, alias: str = registry.CHAMPION) -> tuple[PolicyModel, str]:
-    """The registered policy holding ``alias`` (from our registry only) and its version."""
-    client = connect(settings)
-    name = settings.policy.registered_name
-    version = registry.version_by_alias(client, name, alias)
-    if version is None:
-        raise PayNudgeError(
-            f"no {alias} version of {name!r} in {settings.mlflow_tracking_uri}; "
-            "train one with `paynudge policy train`"
-        )
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}").unwrap_python_model()
-    assert isinstance(model, PolicyModel)
-    return model, f"{name}/{version.version}"
-
-
-def _dr_difference(
-    challenger: np.ndarray, champion: np.ndarray, data: DecisionSet, q_hat: np.ndarray, seed: int
-) -> tuple[float, float, float]:
-    logged = data.logged
-    arrays = {
-        "reward": logged.reward, "action": logged.action, "pscore": logged.pscore,
-        "estimated_rewards": q_hat,
-    }  # fmt: skip
-    diff = (
-        ope.dr_rounds(action_dist=challenger, **arrays).rounds()
-        - ope.dr_rounds(action_dist=champion, **arrays).rounds()
-    )
-    rng = np.random.default_rng(seed)
-    draws = diff[rng.integers(0, len(diff), size=(400, len(diff)))].mean(axis=1)
-    low, high = np.quantile(draws, [0.025, 0.975])
-    return float(diff.mean()), float(low), float(high)
-
-
-def _promote(
-    client: mlflow.MlflowClient,
-    name: str,
-    version: str,
-    learned: np.ndarray,
-    test: DecisionSet,
-    q_hat: np.ndarray,
-    seed: int,
-) -> tuple[bool, str]:
-    challenger = client.get_model_version(name, version)
-    champion = registry.version_by_alias(client, name, registry.CHAMPION)
-    if champion is None:
-        registry.move_champion(client, challenger, "first version")
-        return True, "first version: no champion yet"
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{registry.CHAMPION}")
-    policy = model.unwrap_python_model()
-    assert isinstance(policy, PolicyModel)
-    columns = policy.spec_["context_columns"]
-    if list(columns) != list(test.contexts.columns):
-        return False, "champion sees different context columns; not comparable (kept champion)"
-    incumbent = policy.bandit_.action_distribution(test.contexts.to_numpy(), test.mask)
-    diff, low, high = _dr_difference(learned, incumbent, test, q_hat, seed)
-    reason = f"DR value difference {diff:+.4f} (95% interval {low:+.4f} to {high:+.4f})"
-    if diff > 0:
-        registry.move_champion(client, challenger, reason)
-        return True, reason
-    return False, reason
-
-
 def train_policy(
     data: DecisionSet,
     settings: Settings,
     *,
     test_share: float = 0.25,
     seed: int = 0,
-    tags: dict[str, str] | None = None,
     score_versions: dict[str, str] | None = None,
 ) -> PolicyTrainResult:
-    """Learn, evaluate offline, log, register and (by the rule) promote the policy.
+    """Learn offline, evaluate, log, register and (by the rule) promote the policy.
 
     ``score_versions`` names the model versions whose scores are in ``data``'s contexts.
     """
-    policy_settings = settings.policy
     train, test = split_by_time(data, test_share)
-    bandit = fit_policy(train, policy_settings, seed)
-    policies = policy_distributions(bandit, test)
-    q_hat = estimated_rewards(test, policy_settings, seed)
-    evaluation = offline_evaluation(policies, test, q_hat, seed=seed)
-    client = connect(settings)
-    name = policy_settings.registered_name
-    spec = {
+    bandit = fit_policy(train, settings.policy, seed)
+    spec = policy_spec(data, train, settings.policy, score_versions or {})
+    return _evaluate_and_register(bandit, spec, train, test, settings, seed, "offline")
+
+
+def update_policy(
+    data: DecisionSet, settings: Settings, *, test_share: float = 0.25, seed: int = 0
+) -> PolicyTrainResult:
+    """Online update: the champion keeps learning from the decisions made since it was trained.
+
+    The newer decisions are split by time: the champion learns (``learn``, continuing its VW
+    model) from the earlier part, and challenger and champion are compared on the latest part.
+    """
+    champion, version = load_policy(settings)
+    trained_until = pd.Timestamp(champion.spec_["trained_until"])
+    fresh = (data.logged.decisions["decided_at"] > trained_until).to_numpy()
+    if fresh.sum() < 20:
+        raise PayNudgeError(
+            f"only {int(fresh.sum())} decisions after {trained_until} (when {version} was "
+            "trained); nothing to learn from yet"
+        )
+    learn, test = split_by_time(data.subset(fresh), test_share)
+    bandit = ContextualBandit.from_bytes(champion.bandit_.to_bytes())
+    logged = learn.logged
+    mask = learn.mask.copy()
+    mask[np.arange(len(learn)), logged.action] = True
+    bandit.learn(learn.contexts.to_numpy(), logged.action, logged.reward, logged.pscore, mask)
+    spec = {**champion.spec_, "trained_until": str(learn.logged.decisions["decided_at"].max())}
+    return _evaluate_and_register(bandit, spec, learn, test, settings, seed, f"update of {version}")
+
+
+def policy_spec(
+    data: DecisionSet, train: DecisionSet, settings: PolicySettings, scores: dict[str, str]
+) -> dict[str, object]:
+    """What serving needs to rebuild the context, stored next to the policy."""
+    return {
         "context_columns": list(data.contexts.columns),
         "actions": list(ACTION_NAMES),
-        "scores": score_versions or {},
-        "stages": list(policy_settings.reward.stage_window_days),
+        "scores": scores,
+        "stages": list(settings.reward.stage_window_days),
+        "trained_until": str(train.logged.decisions["decided_at"].max()),
     }
-    with mlflow.start_run(
-        experiment_id=experiment_id(client, name, settings), run_name="contextual_bandit",
-        tags=tags or {},
-    ) as run:  # fmt: skip
-        mlflow.log_params(
-            {"epsilon": policy_settings.epsilon, "n_train": len(train), "n_test": len(test),
-             "context_columns": len(spec["context_columns"]), "test_share": test_share,
-             "seed": seed, **bandit.get_params()}
-        )  # fmt: skip
-        for row in evaluation.itertuples():
-            mlflow.log_metric(f"{row.estimator}_{row.policy}", float(row.value))
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / OPE_TABLE
-            evaluation.to_csv(path, index=False)
-            mlflow.log_artifact(str(path))
-            (Path(folder) / "policy_settings.json").write_text(
-                json.dumps(policy_settings.model_dump(), indent=2)
-            )
-            mlflow.log_artifact(str(Path(folder) / "policy_settings.json"))
-        info = log_policy_model(bandit, spec, train.contexts.head(5))
-    version = registry.register(client, name, info.model_uri)
-    promoted, reason = _promote(
-        client, name, str(version.version), policies["learned"], test, q_hat, seed
-    )
+
+
+def _evaluate_and_register(
+    bandit: ContextualBandit,
+    spec: dict[str, object],
+    train: DecisionSet,
+    test: DecisionSet,
+    settings: Settings,
+    seed: int,
+    kind: str,
+) -> PolicyTrainResult:
+    policies = policy_distributions(bandit, test)
+    q_hat = estimated_rewards(test, settings.policy, seed)
+    evaluation = offline_evaluation(policies, test, q_hat, seed=seed)
+    logged = log_policy_run(bandit, spec, train, test, evaluation, settings, kind)
+    promoted, reason = promote_policy(logged.version, policies["learned"], test, q_hat, settings)
     return PolicyTrainResult(
-        run_id=run.info.run_id,
-        model_uri=f"models:/{name}/{version.version}",
-        version=str(version.version),
+        run_id=logged.run_id,
+        model_uri=f"models:/{settings.policy.registered_name}/{logged.version}",
+        version=logged.version,
         promoted=promoted,
         reason=reason,
         evaluation=evaluation,
         n_train=len(train),
         n_test=len(test),
     )
-
-
-__all__ = ["MODEL_NAME", "PolicyTrainResult", "train_policy"]

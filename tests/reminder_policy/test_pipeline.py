@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 
 from paynudge.cli import app
 from paynudge.config import Settings, get_settings
+from paynudge.errors import PayNudgeError
 from reminder_policy.actions import ACTION_NAMES
 from reminder_policy.dataset import DecisionSet, decision_set
-from reminder_policy.pipeline import load_policy, train_policy
+from reminder_policy.pipeline import train_policy, update_policy
+from reminder_policy.policy_registry import load_policy
 from reminder_policy.pyfunc import MASK_PREFIX
 from simulation.world import World, make_config, simulate_world, write_world
 
@@ -55,6 +57,13 @@ def test_train_registers_promotes_and_loads_as_pyfunc(
     policy, version = load_policy(settings)
     assert version == f"reminder_policy/{2 if second.promoted else 1}"
     assert policy.spec_["context_columns"] == list(tiny_decisions.contexts.columns)
+
+    updated = update_policy(tiny_decisions, settings)
+    assert updated.version == "3" and "DR value difference" in updated.reason
+    newer = mlflow.pyfunc.load_model("models:/reminder_policy/3").unwrap_python_model()
+    assert pd.Timestamp(newer.spec_["trained_until"]) > pd.Timestamp(policy.spec_["trained_until"])
+    with pytest.raises(PayNudgeError, match="nothing to learn from yet"):
+        update_policy(tiny_decisions.subset(np.arange(100)), settings)
 
 
 def test_policy_commands_run_end_to_end(

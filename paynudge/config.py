@@ -97,7 +97,7 @@ class PolicySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     channel_costs: dict[str, float] = Field(
-        default={"email": 0.005, "sms": 0.06, "push": 0.002, "call": 4.00, "letter": 1.20},
+        default={"email": 0.005, "sms": 0.06, "push": 0.002, "call": 4.00, "letter": 2.50},
         description="Cost of one contact per channel (e-mail cheapest, call and letter dearest).",
     )
     offer_costs: dict[str, float] = Field(
@@ -105,7 +105,11 @@ class PolicySettings(BaseModel):
         description="Administrative cost of making an offer.",
     )
     epsilon: float = Field(
-        default=0.05, ge=0.0, le=1.0, description="Exploration share of the learned policy."
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="Exploration share of the learned policy (uniform over allowed actions): "
+        "what keeps it learning online, at a cost.",
     )
     registered_name: str = Field(
         default="reminder_policy", description="Registered model name of the policy."

@@ -1,0 +1,319 @@
+"""The one decision function: features -> scores -> guarded policy -> send time -> explanation.
+
+:func:`decide` is the only place this logic lives: the BentoML service, batch scoring and the
+policy simulation call it. It is vectorised (a list of requests in, a list of decisions out, in
+order) and pure apart from the injected profile lookup: models, policy, settings and the store
+access come in as :class:`Components`, so tests run it on real small models.
+
+The policy's draw of each decision uses a uniform number derived from the seed and the
+decision's own key (customer, invoice, stage, time), not from its position in the batch: the
+same inputs and seed give the same decisions whether they come one by one or in a batch.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from paynudge.config import Settings
+from paynudge.errors import DataError
+from paynudge.vocabulary import CHANNELS, consent_column, opt_out_column
+from reminder_policy.actions import ACTION_NAMES, action_frame
+from reminder_policy.context import days_to_due, policy_contexts
+from reminder_policy.guardrails import GuardrailInputs, apply_guardrails
+from reminder_policy.learner import ContextualBandit
+from serving.explanation import top_reasons
+from serving.invoice_features import KNOWN_COLUMN, invoice_features
+from serving.schemas import Decision, DecisionRequest, Reason, Scores
+from serving.send_time import candidate_hours, local_times, plan_send_times
+from training.model import CalibratedLightGBM
+
+ProfileLookup = Callable[[list[str]], pd.DataFrame]
+"""Customer ids -> their online profiles (catalogue features and ``known``), in order."""
+
+SCORE_COLUMNS = {"late_payment_probability": "late_payment", "churn_probability": "churn"}
+"""Policy context column -> the model producing it (as in reminder_policy.scores)."""
+
+
+@dataclass(frozen=True)
+class ScoreModel:
+    """A loaded model: the estimator and where it came from."""
+
+    estimator: CalibratedLightGBM
+    version: str
+    """``name/version`` in the registry."""
+    uri: str
+
+
+@dataclass(frozen=True)
+class Components:
+    """Everything a decision needs, loaded once and swapped as a whole on reload."""
+
+    models: dict[str, ScoreModel]
+    """``late_payment``, ``churn`` and ``send_time``."""
+    bandit: ContextualBandit
+    policy_spec: dict
+    policy_version: str
+    policy_uri: str
+    settings: Settings
+    profiles: ProfileLookup
+    alias: str = "champion"
+    loaded_at: pd.Timestamp = field(default_factory=lambda: pd.Timestamp.now(tz="UTC"))
+
+    @property
+    def model_versions(self) -> dict[str, str]:
+        return {name: model.version for name, model in self.models.items()}
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Features and scores of a batch of requests (what :func:`score` computes)."""
+
+    features: pd.DataFrame
+    scores: pd.DataFrame
+    """``late_payment_probability`` and ``churn_probability``."""
+    cold_start: np.ndarray
+    explanations: list[list[dict[str, object]]] | None
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The policy's choice per decision and its send plan."""
+
+    action: np.ndarray
+    propensity: np.ndarray
+    expected_reward: np.ndarray
+    message: pd.DataFrame
+    """channel, tone, offer (None for no contact) and stage."""
+    send_at: pd.DatetimeIndex
+    open_probability: np.ndarray
+
+
+def score_batch(
+    requests: Sequence[DecisionRequest], components: Components, explain: bool = False
+) -> ScoredBatch:
+    """Online features of each request's invoice, the two risk scores and, if asked, reasons."""
+    ids = [request.customer_id for request in requests]
+    profiles = components.profiles(ids).reset_index(drop=True)
+    features = invoice_features(profiles, requests)
+    scores = pd.DataFrame(
+        {
+            column: components.models[name].estimator.predict_proba(features)[:, 1]
+            for column, name in SCORE_COLUMNS.items()
+        }
+    )
+    explanations = None
+    if explain:
+        explanations = top_reasons(components.models["late_payment"].estimator, features)
+    cold_start = ~profiles[KNOWN_COLUMN].to_numpy(dtype=bool)
+    return ScoredBatch(features, scores, cold_start, explanations)
+
+
+def score(
+    requests: Sequence[DecisionRequest], components: Components, explain: bool = False
+) -> list[Scores]:
+    """Late-payment and churn probabilities of each request's invoice (no policy, no logging)."""
+    batch = score_batch(requests, components, explain)
+    return [
+        Scores(
+            customer_id=request.customer_id,
+            invoice_id=request.invoice_id,
+            late_payment_probability=float(batch.scores["late_payment_probability"].iloc[i]),
+            churn_probability=float(batch.scores["churn_probability"].iloc[i]),
+            cold_start=bool(batch.cold_start[i]),
+            explanation=_reasons(batch.explanations, i),
+        )
+        for i, request in enumerate(requests)
+    ]
+
+
+def _reasons(explanations: list[list[dict[str, object]]] | None, i: int) -> list[Reason] | None:
+    if explanations is None:
+        return None
+    return [Reason.model_validate(reason) for reason in explanations[i]]
+
+
+def _times(values: Sequence[object]) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype=object), utc=True))
+
+
+def due_ends(due_dates: Sequence[object], zones: np.ndarray) -> pd.DatetimeIndex:
+    """End of each due date (next local midnight) in the customer's zone, as UTC instants."""
+    naive = pd.DatetimeIndex(pd.to_datetime(pd.Series(due_dates))) + pd.Timedelta(days=1)
+    out = np.empty(len(naive), dtype=np.int64)
+    for zone in pd.unique(zones):
+        rows = np.flatnonzero(zones == zone)
+        local = naive[rows].tz_localize(zone, ambiguous=False, nonexistent="shift_forward")
+        out[rows] = local.as_unit("ns").asi8
+    return pd.DatetimeIndex(out, tz="UTC")
+
+
+def _flags(features: pd.DataFrame, column: str) -> np.ndarray:
+    """A boolean feature with unknown as False (no consent unless known: the safe side)."""
+    return features[column].astype("boolean").fillna(False).to_numpy(dtype=bool)
+
+
+def guardrail_inputs(
+    requests: Sequence[DecisionRequest],
+    features: pd.DataFrame,
+    zones: np.ndarray,
+    due_at: pd.DatetimeIndex,
+) -> GuardrailInputs:
+    """The guardrails' inputs: the request's contact state, the profile's consent and hardship."""
+
+    def counts(name: str) -> np.ndarray:
+        return np.array([getattr(request, name) for request in requests], dtype=np.int64)
+
+    return GuardrailInputs(
+        send_at=_times([request.now for request in requests]),
+        timezone=zones,
+        due_at=due_at,
+        consent=np.column_stack([_flags(features, consent_column(c)) for c in CHANNELS]),
+        opted_out=np.column_stack([_flags(features, opt_out_column(c)) for c in CHANNELS]),
+        calls_7d=counts("calls_7d"),
+        messages_invoice_7d=counts("messages_invoice_7d"),
+        messages_customer_24h=counts("messages_customer_24h"),
+        dispute_open=np.array([request.dispute_open for request in requests], dtype=bool),
+        hardship=_flags(features, "hardship_90d"),
+        paid=np.array([request.paid for request in requests], dtype=bool),
+        promise_until=_times([request.promise_until for request in requests]),
+        send_before=_times([request.send_before for request in requests]),
+    )
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: scrambles 64-bit keys into uniform bits."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def decision_draws(requests: Sequence[DecisionRequest], seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per decision, from the seed and the decision's key."""
+    keys = pd.DataFrame(
+        {
+            "customer_id": [request.customer_id for request in requests],
+            "invoice_id": [request.invoice_id for request in requests],
+            "stage": [request.stage for request in requests],
+            "now": _times([request.now for request in requests]),
+        }
+    )
+    hashed = pd.util.hash_pandas_object(keys, index=False).to_numpy(dtype=np.uint64)
+    bits = _mix(hashed ^ _mix(np.array([seed], dtype=np.uint64)))
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def choose_actions(action_dist: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The action each draw falls on in its row's distribution, and that action's probability
+    (the same inversion as :meth:`ContextualBandit.sample`, with our own draws)."""
+    cumulative = np.cumsum(action_dist, axis=1)
+    chosen = np.argmax(cumulative > draws[:, None] * cumulative[:, -1:], axis=1)
+    return chosen, action_dist[np.arange(len(chosen)), chosen]
+
+
+def _check_stages(requests: Sequence[DecisionRequest], stages: Sequence[str]) -> None:
+    for i, request in enumerate(requests):  # a membership check, not scoring
+        if request.stage not in stages:
+            raise DataError(
+                f"requests.{i}.stage: expected one of {', '.join(stages)}, got {request.stage!r}"
+            )
+
+
+def decide(
+    requests: Sequence[DecisionRequest],
+    components: Components,
+    *,
+    explain: bool = False,
+    seed: int | None = None,
+) -> list[Decision]:
+    """One decision per request, in order (see the module docstring for the steps)."""
+    if not requests:
+        return []
+    spec = components.policy_spec
+    stages = list(spec["stages"])
+    _check_stages(requests, stages)
+    settings = components.settings
+    batch = score_batch(requests, components, explain)
+    zones = np.array([request.timezone for request in requests], dtype=object)
+    due_at = due_ends([request.due_date for request in requests], zones)
+    inputs = guardrail_inputs(requests, batch.features, zones, due_at)
+    guard = apply_guardrails(inputs, settings.policy.guardrails)
+    score_columns = [column for column in spec.get("scores", {}) if column in batch.scores]
+    contexts = policy_contexts(
+        batch.features,
+        np.array([request.stage for request in requests], dtype=object),
+        days_to_due(pd.Series(inputs.send_at), pd.Series(due_at)),
+        stages,
+        batch.scores[score_columns] if score_columns else None,
+    )
+    if list(contexts.columns) != list(spec["context_columns"]):
+        raise DataError(
+            f"policy {components.policy_version} expects other context columns than serving "
+            "builds; retrain the policy with the current features and score models"
+        )
+    context_matrix = contexts.to_numpy()
+    action_dist = components.bandit.action_distribution(context_matrix, guard.allowed)
+    draws = decision_draws(requests, seed if seed is not None else secrets.randbits(63))
+    action, propensity = choose_actions(action_dist, draws)
+    rewards = components.bandit.predict_rewards(context_matrix, guard.allowed)
+    expected_reward = rewards[np.arange(len(action)), action]
+    message = action_frame(action)
+    message["stage"] = [request.stage for request in requests]
+    hours = candidate_hours(settings.send_hours, settings.policy.guardrails.quiet_hours)
+    plan = plan_send_times(
+        batch.features, message, guard.send_at, inputs.send_before, zones,
+        components.models["send_time"].estimator, hours,
+    )  # fmt: skip
+    chosen = Chosen(action, propensity, expected_reward, message, plan.send_at,
+                    plan.open_probability)  # fmt: skip
+    return _decisions(requests, components, batch, chosen, zones, guard.reasons())
+
+
+def _decisions(
+    requests: Sequence[DecisionRequest],
+    components: Components,
+    batch: ScoredBatch,
+    chosen: Chosen,
+    zones: np.ndarray,
+    reasons: list[tuple[str, ...]],
+) -> list[Decision]:
+    """Assemble the decision records (the one per-row step: building response objects)."""
+    contact = chosen.action > 0
+    local = local_times(chosen.send_at, zones)
+    versions = components.model_versions
+    late = batch.scores["late_payment_probability"].to_numpy()
+    churn = batch.scores["churn_probability"].to_numpy()
+    message = chosen.message
+    channel, tone, offer = (message[c].to_numpy(dtype=object) for c in ("channel", "tone", "offer"))
+    opens = chosen.open_probability
+    return [
+        Decision.model_construct(
+            decision_id=uuid.uuid4(),
+            customer_id=request.customer_id,
+            invoice_id=request.invoice_id,
+            late_payment_probability=float(late[i]),
+            churn_probability=float(churn[i]),
+            cold_start=bool(batch.cold_start[i]),
+            explanation=_reasons(batch.explanations, i),
+            action=ACTION_NAMES[chosen.action[i]],
+            channel=channel[i],
+            tone=tone[i],
+            offer=offer[i],
+            send_at=chosen.send_at[i].to_pydatetime() if contact[i] else None,
+            send_at_local=local[i].to_pydatetime() if contact[i] else None,
+            timezone=request.timezone,
+            propensity=float(chosen.propensity[i]),
+            open_probability=None if np.isnan(opens[i]) else float(opens[i]),
+            expected_reward=float(chosen.expected_reward[i]),
+            guardrail_reasons=list(reasons[i]),
+            model_versions=versions,
+            policy_version=components.policy_version,
+        )
+        for i, request in enumerate(requests)
+    ]

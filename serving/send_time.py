@@ -1,0 +1,119 @@
+"""The send hour: the allowed local hour the send-time model rates best for the chosen message.
+
+The guardrails give the earliest allowed send time (out of quiet hours). The candidates are that
+time itself and each whole local hour of ``settings.send_hours`` on the same local day that is
+not quiet, not earlier and not past the request's ``send_before``. Moving a message later on the
+same local day keeps every guardrail satisfied (caps and consent do not depend on the hour; the
+due-date, promise and letter rules only get easier later that day). The send-time model scores
+every candidate with the message's channel, tone, offer and stage; the best wins. Channels whose
+opens are never observed (letters) are sent at the earliest allowed time, with no open
+probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.labels import OBSERVED_OPEN_CHANNELS
+from training.model import CalibratedLightGBM
+
+NS_PER_HOUR = 3_600 * 10**9
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """Per decision: when to send (UTC) and the open probability there (NaN if none)."""
+
+    send_at: pd.DatetimeIndex
+    open_probability: np.ndarray
+
+
+def candidate_hours(send_hours: tuple[int, int], quiet_hours: tuple[int, int]) -> np.ndarray:
+    """The local hours a message may be planned at: within ``send_hours``, outside quiet hours."""
+    first, last = send_hours
+    start, end = quiet_hours
+    hours = np.arange(first, last + 1)
+    quiet = (hours >= start) | (hours < end) if start > end else (hours >= start) & (hours < end)
+    return hours[~quiet]
+
+
+def _wall_clock(times: pd.DatetimeIndex, zones: np.ndarray) -> np.ndarray:
+    """Local wall-clock times (naive ns) of UTC ``times`` in each row's zone."""
+    local = np.empty(len(times), dtype="datetime64[ns]")
+    for zone in pd.unique(zones):
+        rows = np.flatnonzero(zones == zone)
+        local[rows] = times[rows].tz_convert(zone).tz_localize(None).as_unit("ns").to_numpy()
+    return local
+
+
+def _to_utc(wall: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    """UTC ns of local wall-clock times (n, k); NaT-as-int for times a DST change skips or
+    repeats (never at reminder hours in practice; such candidates are simply dropped)."""
+    out = np.empty(wall.shape, dtype=np.int64)
+    for zone in pd.unique(zones):
+        rows = np.flatnonzero(zones == zone)
+        flat = pd.DatetimeIndex(wall[rows].reshape(-1))
+        utc = flat.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").as_unit("ns").asi8
+        out[rows] = utc.reshape(len(rows), -1)
+    return out
+
+
+def plan_send_times(
+    features: pd.DataFrame,
+    message: pd.DataFrame,
+    earliest: pd.DatetimeIndex,
+    send_before: pd.DatetimeIndex,
+    zones: np.ndarray,
+    model: CalibratedLightGBM,
+    hours: np.ndarray,
+) -> SendPlan:
+    """The best candidate send time of each message (``message``: channel, tone, offer, stage;
+    rows with no channel are no contact and keep ``earliest``)."""
+    n = len(features)
+    send_at = earliest.as_unit("ns").asi8.copy()
+    probability = np.full(n, np.nan)
+    channel = message["channel"].to_numpy(dtype=object)
+    rows = np.flatnonzero(np.isin(channel, OBSERVED_OPEN_CHANNELS))
+    if rows.size == 0:
+        return SendPlan(pd.DatetimeIndex(send_at, tz="UTC"), probability)
+    local = _wall_clock(earliest[rows], zones[rows])
+    day = local.astype("datetime64[D]").astype("datetime64[ns]")
+    walls = day[:, None] + (hours[None, :] * NS_PER_HOUR).astype("timedelta64[ns]")
+    utc = np.column_stack([earliest[rows].as_unit("ns").asi8, _to_utc(walls, zones[rows])])
+    first_hour = (local - day) // np.timedelta64(1, "h")
+    deadline = send_before[rows].as_unit("ns").asi8
+    no_deadline = send_before[rows].isna()
+    valid = (utc >= utc[:, :1]) & (utc != pd.NaT.value)
+    valid &= no_deadline[:, None] | (utc <= deadline[:, None])
+    hour_ok = valid[:, 1:].any(axis=1)
+    # The earliest time competes when it is a send hour itself, or when no whole hour is left.
+    valid[:, 0] = np.isin(first_hour, hours) | ~hour_ok
+    k = utc.shape[1]
+    candidate_hours = np.column_stack([first_hour, np.broadcast_to(hours, (rows.size, k - 1))])
+    local_days = np.repeat(day, k)
+    frame = features.iloc[np.repeat(rows, k)].reset_index(drop=True)
+    frame["send_hour"] = candidate_hours.reshape(-1).astype(np.int64)
+    frame["send_weekday"] = pd.DatetimeIndex(local_days).dayofweek.to_numpy().astype(np.int64)
+    for column in ("channel", "tone", "offer", "stage"):
+        frame[column] = np.repeat(message[column].to_numpy(dtype=object)[rows], k)
+    scores = model.predict_proba(frame)[:, 1].reshape(rows.size, k)
+    scores = np.where(valid, scores, -np.inf)
+    best = np.argmax(scores, axis=1)
+    picked = np.arange(rows.size)
+    send_at[rows] = utc[picked, best]
+    probability[rows] = scores[picked, best]
+    return SendPlan(pd.DatetimeIndex(send_at, tz="UTC"), probability)
+
+
+def local_times(times: pd.DatetimeIndex, zones: np.ndarray) -> list[pd.Timestamp]:
+    """Each UTC time in its row's zone (aware timestamps), for the decision's local send time."""
+    out: list[pd.Timestamp] = [pd.NaT] * len(times)  # type: ignore[list-item]
+    for zone in pd.unique(zones):
+        rows = np.flatnonzero(zones == zone)
+        converted = times[rows].tz_convert(zone)
+        for row, value in zip(rows, converted, strict=True):
+            out[row] = value
+    return out

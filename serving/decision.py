@@ -225,6 +225,14 @@ def _check_stages(requests: Sequence[DecisionRequest], stages: Sequence[str]) ->
             )
 
 
+@dataclass(frozen=True)
+class DecidedBatch:
+    """Decisions with the feature rows they were made on (for the decision log)."""
+
+    decisions: list[Decision]
+    features: pd.DataFrame
+
+
 def decide(
     requests: Sequence[DecisionRequest],
     components: Components,
@@ -233,8 +241,19 @@ def decide(
     seed: int | None = None,
 ) -> list[Decision]:
     """One decision per request, in order (see the module docstring for the steps)."""
+    return decide_batch(requests, components, explain=explain, seed=seed).decisions
+
+
+def decide_batch(
+    requests: Sequence[DecisionRequest],
+    components: Components,
+    *,
+    explain: bool = False,
+    seed: int | None = None,
+) -> DecidedBatch:
+    """:func:`decide`, also returning the feature rows."""
     if not requests:
-        return []
+        return DecidedBatch([], pd.DataFrame())
     spec = components.policy_spec
     stages = list(spec["stages"])
     _check_stages(requests, stages)
@@ -272,7 +291,8 @@ def decide(
     )  # fmt: skip
     chosen = Chosen(action, propensity, expected_reward, message, plan.send_at,
                     plan.open_probability)  # fmt: skip
-    return _decisions(requests, components, batch, chosen, zones, guard.reasons())
+    decisions = _decisions(requests, components, batch, chosen, zones, guard.reasons())
+    return DecidedBatch(decisions, batch.features)
 
 
 def _decisions(

@@ -103,6 +103,13 @@ class DecideInput(_Strict):
     )
 
 
+class ScoreInput(_Strict):
+    """A batch of invoices to score."""
+
+    requests: list[DecisionRequest] = Field(min_length=1, max_length=MAX_BATCH)
+    explain: bool = Field(default=False, description="Add the top reasons of the risk score.")
+
+
 class Reason(_Strict):
     """One feature's push on the late-payment score (SHAP value on the log-odds scale)."""
 
@@ -184,6 +191,16 @@ class FeedbackOutput(_Strict):
 
 class ReloadInput(_Strict):
     alias: Identifier = "champion"
+
+
+class EchoInput(_Strict):
+    """The HTTP floor: a trivial request the benchmark compares /decide against."""
+
+    message: str = Field(default="", max_length=1_000)
+
+
+class EchoOutput(_Strict):
+    message: str
 
 
 class Metadata(_Strict):

@@ -1,0 +1,128 @@
+"""The durable logs of the service: every decision made, and every outcome reported for one.
+
+Both live in one SQLite file (``HOME/serving/decisions.db`` by default), append-only, in WAL
+mode so that several workers can write. A decision row holds what off-policy evaluation and drift
+monitoring need: the request, its feature row, the scores, the action with its propensity and
+the model and policy versions. Feedback is idempotent by decision id: a report identical to one
+already logged for the same decision is ignored; a changed report (a payment that came later) is
+appended, and the latest report of a decision is its outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from paynudge.config import Settings
+from serving.schemas import Decision, DecisionRequest, Feedback
+
+LOG_FOLDER = "serving"
+LOG_FILE = "decisions.db"
+BUSY_TIMEOUT_SECONDS = 30.0
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS decisions (
+        decision_id TEXT PRIMARY KEY,
+        logged_at TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        invoice_id TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        action TEXT NOT NULL,
+        propensity REAL NOT NULL,
+        send_at TEXT,
+        late_payment_probability REAL NOT NULL,
+        churn_probability REAL NOT NULL,
+        open_probability REAL,
+        expected_reward REAL NOT NULL,
+        guardrail_reasons TEXT NOT NULL,
+        cold_start INTEGER NOT NULL,
+        model_versions TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        request TEXT NOT NULL,
+        features TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        decision_id TEXT NOT NULL,
+        report_hash TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        report TEXT NOT NULL,
+        PRIMARY KEY (decision_id, report_hash)
+    )""",
+)
+
+
+def default_log_path(settings: Settings) -> Path:
+    """Where the service logs decisions and feedback for ``settings``."""
+    return settings.home / LOG_FOLDER / LOG_FILE
+
+
+class DecisionLog:
+    """Append decisions and feedback to the SQLite log at ``path`` (created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            for statement in SCHEMA:
+                connection.execute(statement)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+
+    def append_decisions(
+        self,
+        requests: Sequence[DecisionRequest],
+        decisions: Sequence[Decision],
+        features: pd.DataFrame,
+    ) -> None:
+        """Log each decision with its request and feature row."""
+        now = datetime.now(UTC).isoformat()
+        rows_json = features.to_json(orient="records", lines=True, date_format="iso")
+        feature_rows = rows_json.splitlines() if len(features) else []
+        rows = [
+            (
+                str(decision.decision_id), now, request.now.isoformat(), decision.customer_id,
+                decision.invoice_id, request.stage, decision.action, decision.propensity,
+                decision.send_at.isoformat() if decision.send_at else None,
+                decision.late_payment_probability, decision.churn_probability,
+                decision.open_probability, decision.expected_reward,
+                json.dumps(decision.guardrail_reasons), int(decision.cold_start),
+                json.dumps(decision.model_versions), decision.policy_version,
+                request.model_dump_json(), feature_rows[i],
+            )
+            for i, (request, decision) in enumerate(zip(requests, decisions, strict=True))
+        ]  # fmt: skip
+        with self._connect() as connection:
+            connection.executemany(f"INSERT INTO decisions VALUES ({', '.join('?' * 19)})", rows)
+
+    def append_feedback(self, feedback: Sequence[Feedback]) -> tuple[int, int]:
+        """Log the reports not logged yet; return (appended, duplicates)."""
+        now = datetime.now(UTC).isoformat()
+        rows = []
+        for report in feedback:
+            text = report.model_dump_json(exclude_none=True)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            rows.append((str(report.decision_id), digest, now, text))
+        with self._connect() as connection:
+            before = connection.total_changes
+            connection.executemany("INSERT OR IGNORE INTO feedback VALUES (?, ?, ?, ?)", rows)
+            appended = connection.total_changes - before
+        return appended, len(rows) - appended
+
+    def decisions(self) -> pd.DataFrame:
+        """Every logged decision (for tests, evaluation and monitoring)."""
+        with self._connect() as connection:
+            return pd.read_sql_query("SELECT * FROM decisions ORDER BY logged_at", connection)
+
+    def feedback(self) -> pd.DataFrame:
+        """Every logged report, oldest first."""
+        with self._connect() as connection:
+            return pd.read_sql_query("SELECT * FROM feedback ORDER BY received_at", connection)

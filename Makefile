@@ -7,8 +7,10 @@ STAMP := $(VENV)/.synced
 DEMO_DIR ?= .paynudge/demo
 DEMO_CUSTOMERS ?= 20000
 DEMO_MONTHS ?= 18
+AB_CUSTOMERS ?= 5000
+AB_MONTHS ?= 6
 
-.PHONY: venv demo demo-models test lint format bench clean
+.PHONY: venv demo demo-data demo-models demo-policy test lint format bench clean
 
 $(STAMP): pyproject.toml uv.lock
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -17,18 +19,27 @@ $(STAMP): pyproject.toml uv.lock
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# The whole platform on the embedded defaults: data, features, models, policy.
+demo: demo-data demo-models demo-policy
+
+demo-data: $(STAMP)
 	$(VENV)/bin/paynudge simulate --customers $(DEMO_CUSTOMERS) --months $(DEMO_MONTHS) --seed 7 --out $(DEMO_DIR)
 	$(VENV)/bin/paynudge validate $(DEMO_DIR)
 	$(VENV)/bin/paynudge features build --data $(DEMO_DIR)
 	$(VENV)/bin/paynudge features materialize
 
-# Training on the demo datasets (issue 4, in progress): run after `make demo`.
+# The three models on the demo datasets, registered (champions by the promotion rule).
 demo-models: $(STAMP)
 	$(VENV)/bin/paynudge train late_payment
 	$(VENV)/bin/paynudge train churn
 	$(VENV)/bin/paynudge train send_time --truth $(DEMO_DIR)
 	$(VENV)/bin/paynudge models list
+
+# The reminder policy learnt from the demo's logged decisions, then a simulated A/B on
+# held-out customers against the biller's ladder, always-e-mail, uniform and the oracle.
+demo-policy: $(STAMP)
+	$(VENV)/bin/paynudge policy train --data $(DEMO_DIR)
+	$(VENV)/bin/paynudge policy simulate --customers $(AB_CUSTOMERS) --months $(AB_MONTHS)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
@@ -44,6 +55,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_simulation.py
 	$(VENV)/bin/python benchmarks/bench_features.py
+	$(VENV)/bin/python benchmarks/bench_training.py
+	$(VENV)/bin/python benchmarks/bench_policy.py
 
 clean:
 	rm -rf $(VENV) .paynudge .pytest_cache .ruff_cache .mypy_cache

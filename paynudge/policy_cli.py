@@ -181,7 +181,7 @@ def policy_simulate(
             str(policy_name),
             *(f"{row[m]:.3f} [{row[f'{m}_low']:.3f}, {row[f'{m}_high']:.3f}]" for m in METRICS),
         )
-    console.print(shown)
+    console.print(shown, width=150)
     console.print(
         f"the learned policy closes {gap:.0%} of the ladder-to-oracle reward gap; "
         f"MLflow run {run_id}",

@@ -1,0 +1,193 @@
+"""The decision function on real small models: shape, guardrails, cold start, reasons, seeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from paynudge.errors import DataError
+from reminder_policy.actions import ACTION_NAMES
+from reminder_policy.guardrails import apply_guardrails, violations
+from serving.decision import Components, decide, decide_batch, due_ends, guardrail_inputs, score
+from serving.decision_log import DecisionLog
+from serving.invoice_features import bill_features
+from serving.schemas import Feedback
+from serving.send_time import candidate_hours
+
+
+@pytest.fixture(scope="module")
+def requests_(served_world: Any, make_requests: Any) -> list:
+    return make_requests(served_world.profiles, 300, seed=1, unknown=5)
+
+
+@pytest.fixture(scope="module")
+def decided(requests_: list, components: Components):
+    return decide_batch(requests_, components, explain=True, seed=7)
+
+
+def test_one_decision_per_request_in_order(requests_: list, decided) -> None:
+    decisions = decided.decisions
+    assert len(decisions) == len(requests_) == len(decided.features)
+    assert [d.invoice_id for d in decisions] == [r.invoice_id for r in requests_]
+    assert len({d.decision_id for d in decisions}) == len(decisions)
+    assert {d.action for d in decisions} <= set(ACTION_NAMES)
+    assert all(0 < d.propensity <= 1 for d in decisions)
+    assert all(0 <= d.late_payment_probability <= 1 for d in decisions)
+    assert all(d.policy_version == "reminder_policy/1" for d in decisions)
+    assert all(d.model_versions["late_payment"] == "late_payment/1" for d in decisions)
+    contacts = [d for d in decisions if d.action != "no_contact"]
+    assert contacts, "the policy should contact someone in 300 decisions"
+
+
+def test_no_requests_no_decisions(components: Components) -> None:
+    assert decide([], components) == []
+
+
+def test_every_chosen_action_is_allowed_and_breaks_no_rule(
+    requests_: list, decided, components: Components
+) -> None:
+    settings = components.settings.policy.guardrails
+    zones = np.array([r.timezone for r in requests_], dtype=object)
+    due_at = due_ends([r.due_date for r in requests_], zones)
+    inputs = guardrail_inputs(requests_, decided.features, zones, due_at)
+    allowed = apply_guardrails(inputs, settings).allowed
+    action = np.array([ACTION_NAMES.index(d.action) for d in decided.decisions])
+    assert allowed[np.arange(len(action)), action].all()
+    send_at = pd.DatetimeIndex(
+        [d.send_at or r.now for d, r in zip(decided.decisions, requests_, strict=True)]
+    ).tz_convert("UTC")
+    assert all(not broken for broken in violations(inputs, action, send_at, settings))
+    paid = np.array([r.paid for r in requests_])
+    assert (action[paid] == 0).all()
+
+
+def test_send_time_is_an_allowed_local_hour_not_before_now(
+    requests_: list, decided, components: Components
+) -> None:
+    settings = components.settings
+    hours = set(candidate_hours(settings.send_hours, settings.policy.guardrails.quiet_hours))
+    for request, decision in zip(requests_, decided.decisions, strict=True):
+        if decision.send_at is None:
+            assert decision.action == "no_contact" and decision.open_probability is None
+            continue
+        assert decision.send_at >= request.now
+        local = decision.send_at_local
+        assert (
+            local.utcoffset()
+            == pd.Timestamp(decision.send_at).tz_convert(request.timezone).utcoffset()
+        )
+        assert pd.Timestamp(local) == pd.Timestamp(decision.send_at)
+        first_send_hour = (
+            local.hour in hours
+            or local.hour == pd.Timestamp(request.now).tz_convert(request.timezone).hour
+        )
+        assert first_send_hour
+        if decision.channel != "letter":
+            assert 0 <= decision.open_probability <= 1
+
+
+def test_cold_start_customers_are_flagged_and_need_known_consent(
+    served_world: Any, components: Components, make_requests: Any
+) -> None:
+    request = make_requests(served_world.profiles, 0, seed=3, unknown=1)[0]
+    request = request.model_copy(update={"paid": False, "dispute_open": False})
+    (unknown,) = decide([request], components, seed=1)
+    assert unknown.cold_start and unknown.action == "no_contact"
+    assert "no_consent" in unknown.guardrail_reasons
+    consenting = request.model_copy(
+        update={"overrides": {"consent_email": True, "consent_sms": True}}
+    )
+    (known_consent,) = decide([consenting], components, seed=1)
+    assert known_consent.cold_start
+    assert "no_consent" in known_consent.guardrail_reasons  # the other channels still lack it
+    warm = make_requests(served_world.profiles, 1, seed=3)[0]
+    assert not decide([warm], components, seed=1)[0].cold_start
+
+
+def test_explanations_are_the_top_pred_contrib_values(
+    served_world: Any, requests_: list, decided
+) -> None:
+    model = served_world.estimators["late_payment"]
+    contributions = model.contributions(decided.features[model.feature_names_])
+    raw = model.predict_raw(decided.features[model.feature_names_])
+    np.testing.assert_allclose(contributions.sum(axis=1), raw, rtol=1e-6, atol=1e-6)
+    values = contributions.drop(columns="bias")
+    for i, decision in enumerate(decided.decisions):
+        reasons = decision.explanation
+        assert reasons is not None and len(reasons) == 3
+        shown = [values.iloc[i][reason.feature] for reason in reasons]
+        np.testing.assert_allclose([r.contribution for r in reasons], shown)
+        assert min(abs(np.array(shown))) >= values.iloc[i].abs().nlargest(3).min() - 1e-12
+        assert all(r.sentence.endswith("late-payment risk).") for r in reasons)
+
+
+def test_same_seed_same_decisions_in_a_batch_or_one_by_one(
+    requests_: list, components: Components
+) -> None:
+    few = requests_[:20]
+    batch = decide(few, components, seed=11)
+    single = [decide([r], components, seed=11)[0] for r in few]
+    fields = {"decision_id", "expected_reward"}  # the reward: equal up to BLAS rounding
+    np.testing.assert_allclose(
+        [d.expected_reward for d in batch], [d.expected_reward for d in single], rtol=1e-12
+    )
+    assert [d.model_dump(exclude=fields) for d in batch] == [
+        d.model_dump(exclude=fields) for d in single
+    ]
+    other = decide(few, components, seed=12)
+    assert [d.model_dump(exclude=fields) for d in other] != [
+        d.model_dump(exclude=fields) for d in batch
+    ] or all(d.propensity > 0.9 for d in batch)
+
+
+def test_unknown_stage_is_refused_with_its_position(
+    requests_: list, components: Components
+) -> None:
+    bad = [requests_[0], requests_[1].model_copy(update={"stage": "final_notice"})]
+    with pytest.raises(DataError, match=r"requests\.1\.stage: expected one of"):
+        decide(bad, components)
+
+
+def test_overrides_replace_features_and_wrong_types_are_refused(
+    requests_: list, components: Components
+) -> None:
+    request = requests_[0]
+    risky = request.model_copy(update={"overrides": {"on_time_rate": 0.0, "autopay": False}})
+    safe = request.model_copy(update={"overrides": {"on_time_rate": 1.0, "autopay": True}})
+    risky_score, safe_score = score([risky, safe], components)
+    assert risky_score.late_payment_probability > safe_score.late_payment_probability
+    wrong = request.model_copy(update={"overrides": {"autopay": "sometimes"}})
+    with pytest.raises(DataError, match=r"overrides\.autopay"):
+        score([wrong], components)
+
+
+def test_bill_features_of_a_new_invoice_follow_the_profile() -> None:
+    profile = pd.DataFrame(
+        {
+            "monthly_fee": [50.0, 0.0, np.nan],
+            "trailing_mean_amount": [40.0, 30.0, np.nan],
+            "amount": [60.0, 30.0, 20.0],
+            "amount_zscore": [2.0, 0.0, np.nan],
+        }
+    )
+    bills = bill_features(profile, np.array([80.0, 45.0, 10.0]))
+    np.testing.assert_allclose(bills["amount_to_fee"], [1.6, np.nan, np.nan])
+    np.testing.assert_allclose(bills["amount_ratio"], [2.0, 1.5, np.nan])
+    np.testing.assert_allclose(bills["amount_zscore"], [4.0, np.nan, np.nan])  # std 10
+
+
+def test_decision_log_and_idempotent_feedback(tmp_path, requests_: list, decided) -> None:
+    log = DecisionLog(tmp_path / "log.db")
+    log.append_decisions(requests_[:10], decided.decisions[:10], decided.features.iloc[:10])
+    logged = log.decisions()
+    assert list(logged["decision_id"]) == [str(d.decision_id) for d in decided.decisions[:10]]
+    assert (logged["propensity"] > 0).all() and logged["features"].str.contains("amount").all()
+    report = Feedback(decision_id=decided.decisions[0].decision_id, delivered=True, opened=True)
+    assert log.append_feedback([report, report]) == (1, 1)
+    assert log.append_feedback([report]) == (0, 1)
+    paid = report.model_copy(update={"paid_amount": 12.5})
+    assert log.append_feedback([paid]) == (1, 0)
+    assert len(log.feedback()) == 2

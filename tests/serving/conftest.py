@@ -113,6 +113,12 @@ def components(served_world: ServedWorld) -> Components:
 
 
 @pytest.fixture(scope="session")
+def register_model() -> Callable[..., str]:
+    """Registers an estimator as the new champion (see :func:`register_champion`)."""
+    return register_champion
+
+
+@pytest.fixture(scope="session")
 def make_requests() -> Callable[..., list[DecisionRequest]]:
     """Builds varied decision requests (see :func:`varied_requests`)."""
     return varied_requests

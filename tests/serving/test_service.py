@@ -1,0 +1,200 @@
+"""The real service on a free port: auth, validation 4xx, decide, feedback idempotency, reload."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from paynudge.config import Settings
+from paynudge.errors import ConfigError
+from serving.client import DecisionClient, ServiceError
+from serving.decision_log import DecisionLog, default_log_path
+from serving.schemas import Feedback
+from serving.service import DEV_MODE_ENV, required_token
+
+TOKEN = "test-token-0123456789"
+START_TIMEOUT_SECONDS = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(served_world: Any) -> Iterator[str]:
+    """``bentoml serve`` of the service on the served world; its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PAYNUDGE_HOME": str(served_world.settings.home),
+        "PAYNUDGE_API_TOKEN": TOKEN,
+    }
+    env.pop(DEV_MODE_ENV, None)
+    bentoml = Path(sys.executable).with_name("bentoml")
+    process = subprocess.Popen(
+        [str(bentoml), "serve", "serving.service:PayNudgeDecisions", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"the service exited: {process.stderr.read().decode()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("the service did not become ready in time")
+        yield url
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(service: str) -> Iterator[DecisionClient]:
+    with DecisionClient(service, TOKEN, timeout=30) as client:
+        yield client
+
+
+def body(requests: list) -> dict:
+    return {"requests": [r.model_dump(mode="json") for r in requests]}
+
+
+def test_health_checks_need_no_token_everything_else_does(service: str) -> None:
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert httpx.get(service + path).status_code == 200
+    for method, path in (("GET", "/metadata"), ("GET", "/metrics"), ("POST", "/decide"),
+                         ("POST", "/feedback"), ("POST", "/admin/reload")):  # fmt: skip
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            response = httpx.request(method, service + path, headers=headers, json={})
+            assert response.status_code == 401, (path, headers)
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_metadata_names_versions_and_uris(client: DecisionClient) -> None:
+    metadata = client.metadata()
+    assert metadata.models["late_payment"] == "late_payment/1"
+    assert metadata.model_uris["send_time"] == "models:/send_time/1"
+    assert metadata.policy_version == "reminder_policy/1"
+
+
+def test_decide_over_http_logs_every_decision(
+    client: DecisionClient, served_world: Any, make_requests: Any, components: Any
+) -> None:
+    from serving.decision import decide
+
+    requests = make_requests(served_world.profiles, 30, seed=5, unknown=2)
+    decisions = client.decide(requests, explain=True, seed=4)
+    assert [d.invoice_id for d in decisions] == [r.invoice_id for r in requests]
+    assert all(d.explanation and len(d.explanation) == 3 for d in decisions)
+    local = decide(requests, components, explain=True, seed=4)
+    assert [d.action for d in decisions] == [d.action for d in local]
+    assert [d.send_at for d in decisions] == [d.send_at for d in local]
+    logged = DecisionLog(default_log_path(served_world.settings)).decisions()
+    assert {str(d.decision_id) for d in decisions} <= set(logged["decision_id"])
+    scores = client.score(requests[:3])
+    assert [s.late_payment_probability for s in scores] == pytest.approx(
+        [d.late_payment_probability for d in decisions[:3]]
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"amount": -3}, "amount"),
+        ({"now": "2025-07-01T10:00:00"}, "now"),
+        ({"due_date": "2020-01-01"}, "requests"),
+        ({"overrides": {"shoe_size": 44}}, "overrides"),
+        ({"calls_7d": -1}, "calls_7d"),
+        ({"customer_id": ""}, "customer_id"),
+        ({"stage": "final_notice"}, "stage"),
+        ({"overrides": {"autopay": "sometimes"}}, "autopay"),
+    ],
+)
+def test_bad_requests_get_a_4xx_naming_the_field(
+    service: str, served_world: Any, make_requests: Any, change: dict, field: str
+) -> None:
+    request = body(make_requests(served_world.profiles, 1, seed=9))
+    request["requests"][0].update(change)
+    response = httpx.post(
+        service + "/decide", json=request, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert response.status_code == 400, response.text
+    assert field in response.text
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b"[]", b'{"requests": []}', b'{"requests": "x"}', b'{"feedback": [{}]}'],
+)
+def test_malformed_bodies_are_4xx_never_5xx(service: str, payload: bytes) -> None:
+    for path in ("/decide", "/score", "/feedback"):
+        response = httpx.post(
+            service + path,
+            content=payload,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        assert 400 <= response.status_code < 500, (path, payload, response.text)
+
+
+def test_feedback_is_idempotent_by_decision(
+    client: DecisionClient, served_world: Any, make_requests: Any
+) -> None:
+    (decision,) = client.decide(make_requests(served_world.profiles, 1, seed=6), seed=1)
+    report = Feedback(decision_id=decision.decision_id, delivered=True, opened=False)
+    assert client.feedback([report]).accepted == 1
+    again = client.feedback([report, report])
+    assert (again.accepted, again.duplicates) == (0, 2)
+    paid = report.model_copy(update={"paid_at": pd.Timestamp("2025-07-20", tz="UTC")})
+    assert client.feedback([paid]).accepted == 1
+    with pytest.raises(ServiceError, match="400"):
+        client.feedback([])
+
+
+def test_reload_swaps_in_a_newly_promoted_model(
+    client: DecisionClient, served_world: Any, make_requests: Any, register_model: Any
+) -> None:
+    model = served_world.estimators["late_payment"]
+    example = served_world.profiles[model.feature_names_].head(5)
+    version = register_model(model, example, "late_payment", served_world.settings)
+    assert client.metadata().models["late_payment"] == "late_payment/1"
+    reloaded = client.reload()
+    assert reloaded.models["late_payment"] == f"late_payment/{version}" != "late_payment/1"
+    assert client.metadata().models["late_payment"] == f"late_payment/{version}"
+    decisions = client.decide(make_requests(served_world.profiles, 3, seed=8), seed=2)
+    assert {d.model_versions["late_payment"] for d in decisions} == {f"late_payment/{version}"}
+    with pytest.raises(ServiceError, match="400"):
+        client.reload("no_such_alias")
+    assert client.metadata().models["late_payment"] == f"late_payment/{version}"
+
+
+def test_no_token_refuses_to_start_unless_dev_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DEV_MODE_ENV, raising=False)
+    with pytest.raises(ConfigError, match="no API token"):
+        required_token(Settings(api_token=None))
+    monkeypatch.setenv(DEV_MODE_ENV, "1")
+    assert required_token(Settings(api_token=None)) is None
+    assert required_token(Settings(api_token="abc")) == b"abc"

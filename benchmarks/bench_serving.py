@@ -1,0 +1,137 @@
+"""Decision service latency and throughput, against the HTTP floor of the same server.
+
+Starts ``bentoml serve`` on a free loopback port for a home whose registry holds champions of
+the three models and the policy and whose online store holds profiles (``make demo`` plus
+``make demo-models`` and ``paynudge policy train``), then measures in the same run: the trivial
+``/echo`` endpoint (the HTTP floor), ``/decide`` for one request, and ``/decide`` for batches of
+1,000 with and without explanations. Prints p50/p99 latencies, decisions per second and the
+ratios to the goals (single p50 within 2x the floor, p99 under 15 ms; a 1,000-decision batch
+under 200 ms; explanations under 2 ms more per decision). Every loop is bounded.
+
+    .venv/bin/python benchmarks/bench_serving.py --home .paynudge
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from features.catalog import PROFILE_FILE
+from paynudge.config import Settings
+
+STAGES = ("pre_due", "due", "overdue_3", "overdue_10", "overdue_30")
+ZONES = ("Europe/Amsterdam", "America/New_York", "Asia/Tokyo", "UTC")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def requests_for(customers: np.ndarray, n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    now = pd.Timestamp("2025-07-01T09:00:00Z")
+    return [
+        {
+            "customer_id": str(rng.choice(customers)),
+            "invoice_id": f"bench-{seed}-{i}",
+            "amount": round(float(rng.gamma(2.0, 40.0)), 2),
+            "issue_date": "2025-06-20",
+            "due_date": "2025-07-04",
+            "stage": STAGES[i % len(STAGES)],
+            "now": (now + pd.Timedelta(minutes=int(rng.integers(0, 7200)))).isoformat(),
+            "timezone": ZONES[i % len(ZONES)],
+        }
+        for i in range(n)
+    ]
+
+
+def timed(client: httpx.Client, path: str, body: dict, repeats: int) -> np.ndarray:
+    """Milliseconds of ``repeats`` calls (after two warm-up calls)."""
+    for _ in range(2):
+        client.post(path, json=body).raise_for_status()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        client.post(path, json=body).raise_for_status()
+        times.append((time.perf_counter() - start) * 1000)
+    return np.array(times)
+
+
+def start_service(home: Path, token: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PAYNUDGE_HOME": str(home.absolute()), "PAYNUDGE_API_TOKEN": token}
+    bentoml = Path(sys.executable).with_name("bentoml")
+    process = subprocess.Popen(
+        [str(bentoml), "serve", "serving.service:PayNudgeDecisions", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    os.killpg(process.pid, 15)
+    raise SystemExit("the service did not start: are the champions and profiles there?")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, default=Settings().home)
+    parser.add_argument("--single", type=int, default=300, help="single-request calls")
+    parser.add_argument("--batches", type=int, default=10, help="1,000-decision batches")
+    args = parser.parse_args()
+    settings = Settings(home=args.home)
+    customers = pd.read_parquet(
+        settings.features_directory / PROFILE_FILE, columns=["customer_id"]
+    )["customer_id"].to_numpy()
+    token = secrets.token_urlsafe(24)
+    process, url = start_service(args.home, token)
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+            echo = timed(client, "/echo", {"message": "ping"}, args.single)
+            one = {"requests": requests_for(customers, 1, 0), "seed": 1}
+            single = timed(client, "/decide", one, args.single)
+            batch = {"requests": requests_for(customers, 1000, 1), "seed": 1}
+            batched = timed(client, "/decide", batch, args.batches)
+            explained = timed(client, "/decide", {**batch, "explain": True}, args.batches)
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+    report(echo, single, batched, explained)
+
+
+def report(echo: np.ndarray, single: np.ndarray, batched: np.ndarray, explained: np.ndarray):
+    def p(values: np.ndarray, q: float) -> float:
+        return float(np.percentile(values, q))
+
+    print(f"echo (HTTP floor)      p50 {p(echo, 50):7.2f} ms  p99 {p(echo, 99):7.2f} ms")
+    print(f"/decide x1             p50 {p(single, 50):7.2f} ms  p99 {p(single, 99):7.2f} ms")
+    print(f"/decide x1000          p50 {p(batched, 50):7.2f} ms  "
+          f"({1000 / p(batched, 50) * 1000:,.0f} decisions/s)")  # fmt: skip
+    print(f"/decide x1000 explain  p50 {p(explained, 50):7.2f} ms  "
+          f"({1000 / p(explained, 50) * 1000:,.0f} decisions/s)")  # fmt: skip
+    extra = (p(explained, 50) - p(batched, 50)) / 1000
+    print(f"single p50 / floor p50: {p(single, 50) / p(echo, 50):.2f}x (goal <= 2x)")
+    print(f"single p99: {p(single, 99):.1f} ms (goal < 15 ms)")
+    print(f"batch of 1,000: {p(batched, 50):.0f} ms (goal < 200 ms)")
+    print(f"explanations: +{extra:.2f} ms per decision (goal < 2 ms)")
+
+
+if __name__ == "__main__":
+    main()

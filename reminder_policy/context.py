@@ -38,11 +38,12 @@ def context_columns(stages: Sequence[str], scores: Sequence[str] = ()) -> tuple[
     return tuple(columns)
 
 
-def days_to_due(decided_at: pd.Series, due_date: pd.Series) -> np.ndarray:
-    """Days from the decision to the end of the due date (negative once overdue), in UTC."""
-    decided = pd.DatetimeIndex(pd.to_datetime(decided_at, utc=True)).tz_convert(None)
-    due_end = pd.DatetimeIndex(pd.to_datetime(due_date)) + pd.Timedelta(days=1)
-    return (due_end.as_unit("ns").asi8 - decided.as_unit("ns").asi8) / DAY_NS
+def days_to_due(decided_at: pd.Series, due_at: pd.Series) -> np.ndarray:
+    """Days from the decision to the due moment (the end of the due date, UTC); negative once
+    overdue."""
+    decided = pd.DatetimeIndex(pd.to_datetime(decided_at, utc=True))
+    due = pd.DatetimeIndex(pd.to_datetime(due_at, utc=True))
+    return (due.as_unit("ns").asi8 - decided.as_unit("ns").asi8) / DAY_NS
 
 
 def policy_contexts(

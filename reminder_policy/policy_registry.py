@@ -125,9 +125,11 @@ def promote_policy(
         registry.move_champion(client, challenger, "first version")
         return True, "first version: no champion yet"
     incumbent, incumbent_version = load_policy(settings)
-    if list(incumbent.spec_["context_columns"]) != list(test.contexts.columns):
-        return False, f"{incumbent_version} sees other context columns: not comparable, kept"
-    champion = incumbent.bandit_.action_distribution(test.contexts.to_numpy(), test.mask)
+    columns = list(incumbent.spec_["context_columns"])
+    missing = [column for column in columns if column not in test.contexts.columns]
+    if missing:
+        return False, f"{incumbent_version} needs context columns {missing[:3]}: not comparable"
+    champion = incumbent.bandit_.action_distribution(test.contexts[columns].to_numpy(), test.mask)
     diff, low, high = dr_difference(learned, champion, test, q_hat, seed)
     reason = (
         f"DR value difference vs {incumbent_version} {diff:+.4f} "

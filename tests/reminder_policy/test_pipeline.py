@@ -23,7 +23,7 @@ from simulation.world import World, make_config, simulate_world, write_world
 
 @pytest.fixture(scope="module")
 def tiny_world() -> World:
-    return simulate_world(make_config(n_customers=1200, n_months=6, seed=21))
+    return simulate_world(make_config(n_customers=800, n_months=5, seed=21))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_policy_commands_run_end_to_end(
         assert evaluated.exit_code == 0, evaluated.output
         assert "dr" in evaluated.output
         simulated = runner.invoke(
-            app, ["policy", "simulate", "--customers", "600", "--months", "4"]
+            app, ["policy", "simulate", "--customers", "400", "--months", "3"]
         )
         assert simulated.exit_code == 0, simulated.output
         assert "oracle" in simulated.output and "ladder-to-oracle" in simulated.output

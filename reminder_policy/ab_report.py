@@ -27,7 +27,7 @@ from reminder_policy.pyfunc import PolicyModel
 from reminder_policy.simulated_ab import METRICS, compare_policies, gap_closed, true_outcomes
 from simulation.truth import GroundTruth
 from simulation.world import make_config, simulate_world
-from training.tracking import connect, experiment_id
+from training.tracking import connect, experiment_id, start_run
 
 AB_TABLE = "simulated_ab.csv"
 AB_PLOT = "simulated_ab.png"
@@ -94,10 +94,8 @@ def log_ab(table: pd.DataFrame, gap: float, version: str, settings: Settings) ->
     """Log the table, plot and headline metrics to MLflow; return the run id."""
     client = connect(settings)
     name = settings.policy.registered_name
-    with mlflow.start_run(
-        experiment_id=experiment_id(client, name, settings), run_name="simulated_ab",
-        tags={"policy_version": version},
-    ) as run:  # fmt: skip
+    experiment = experiment_id(client, name, settings)
+    with start_run(client, experiment, "simulated_ab", {"policy_version": version}) as run:
         for policy, row in table.iterrows():
             for metric in METRICS:
                 mlflow.log_metric(f"{metric}_{policy}", float(row[metric]))

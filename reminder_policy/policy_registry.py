@@ -24,7 +24,7 @@ from reminder_policy.dataset import DecisionSet
 from reminder_policy.learner import ContextualBandit
 from reminder_policy.pyfunc import PolicyModel, log_policy_model
 from training import registry
-from training.tracking import connect, experiment_id
+from training.tracking import connect, experiment_id, start_run
 
 OPE_TABLE = "offline_evaluation.csv"
 SETTINGS_FILE = "policy_settings.json"
@@ -50,10 +50,8 @@ def log_policy_run(
     the policy registered as the new challenger."""
     client = connect(settings)
     name = settings.policy.registered_name
-    with mlflow.start_run(
-        experiment_id=experiment_id(client, name, settings), run_name="contextual_bandit",
-        tags={"kind": kind},
-    ) as run:  # fmt: skip
+    experiment = experiment_id(client, name, settings)
+    with start_run(client, experiment, "contextual_bandit", {"kind": kind}) as run:
         params = {k: v for k, v in bandit.get_params().items() if np.isscalar(v)}
         mlflow.log_params(
             {**params, "n_train": len(train), "n_test": len(test),

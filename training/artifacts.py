@@ -37,7 +37,7 @@ HASH_CHUNK_BYTES = 1 << 20
 class ArtifactOptions:
     """How much of the test set the artifacts look at, and how figures are drawn."""
 
-    shap_sample_rows: int = 2000  # SHAP values of a random test sample, not every row
+    shap_sample_rows: int = 1000  # SHAP values of a random test sample: a beeswarm needs no more
     shap_max_display: int = 20  # features shown in the SHAP plots
     calibration_bins: int = 10  # equal-frequency bins of the reliability diagram
     input_example_rows: int = 5  # first test rows logged as the model's input example

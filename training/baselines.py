@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from paynudge.errors import PayNudgeError
 from training.model import numeric_column
@@ -42,6 +43,10 @@ class LogisticSettings:
     max_rows: int = 100_000
     """Larger training sets are subsampled (seeded) to this many rows: ~100 coefficients need
     no more, and the baseline stays cheap next to the booster on a million rows."""
+    blas_threads: int = 1
+    """BLAS threads for the fits. A ~100-column Hessian is too small to pay for thread
+    hand-offs, and on a busy machine spinning BLAS threads cost several times the work
+    (measured: 8 s single-threaded against 27-42 s on two cores shared with other jobs)."""
     seed: int = 0
 
 
@@ -85,12 +90,13 @@ def logistic_baseline(
     encoder = feature_encoder(spec, settings).fit(train)
     features, valid_features = encoder.transform(train), encoder.transform(valid)
     y, y_valid = binary_target(train, spec), binary_target(valid, spec)
-    fits = [
-        LogisticRegression(C=c, solver="newton-cholesky", max_iter=settings.max_iter).fit(
-            features, y
-        )
-        for c in settings.c_grid
-    ]
+    with threadpool_limits(settings.blas_threads, user_api="blas"):
+        fits = [
+            LogisticRegression(C=c, solver="newton-cholesky", max_iter=settings.max_iter).fit(
+                features, y
+            )
+            for c in settings.c_grid
+        ]
     losses = [
         log_loss(y_valid, fit.predict_proba(valid_features)[:, 1], labels=[0, 1]) for fit in fits
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -135,6 +136,62 @@ class PolicySettings(BaseModel):
         return self
 
 
+class InboundSettings(BaseModel):
+    """What the dispatcher's inbound side needs: signed-link tokens and reply classification."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of the open-pixel, click and unsubscribe tokens (32+ characters); "
+        "None: a random key kept in HOME/token_secret, created on first use.",
+    )
+    previous_token_secrets: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Retired keys whose tokens still verify (key rotation); new tokens use "
+        "token_secret.",
+    )
+    token_ttl_days: dict[str, float] = Field(
+        default={"open": 60.0, "click": 60.0, "unsubscribe": 365.0},
+        description="Lifetime of a token per purpose; unsubscribe links must keep working long "
+        "after the message was sent.",
+    )
+    reply_min_confidence: float = Field(
+        default=0.45,
+        ge=0.0,
+        le=1.0,
+        description="A reply the text classifier rates below this is classified as 'other' "
+        "(left for a person).",
+    )
+
+
+class KpiSettings(BaseModel):
+    """Definitions behind the collection KPIs (see dispatcher.kpis)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    overdue_bucket_days: tuple[int, ...] = Field(
+        default=(30, 60, 90),
+        description="Upper edges (days past due) of the overdue buckets; a last bucket holds "
+        "everything beyond the final edge.",
+    )
+    dso_period_days: int = Field(
+        default=90, gt=0, description="Trailing period of the days-sales-outstanding ratio."
+    )
+    pay_window_days: float = Field(
+        default=7.0,
+        gt=0.0,
+        description="Days after a message in which settling its invoice counts as paid for it.",
+    )
+
+    @model_validator(mode="after")
+    def _check_buckets(self) -> KpiSettings:
+        edges = self.overdue_bucket_days
+        if not edges or any(b <= a for a, b in pairwise(edges)) or edges[0] < 1:
+            raise ValueError(f"overdue_bucket_days: expected increasing days >= 1, found {edges}")
+        return self
+
+
 class Settings(BaseSettings):
     """Every path and URL, with embedded defaults that need nothing installed."""
 
@@ -204,6 +261,14 @@ class Settings(BaseSettings):
         default=PolicySettings(),
         description="Reminder policy: costs, guardrails, reward weights "
         "(PAYNUDGE_POLICY__EPSILON=0.1, [policy.guardrails] in paynudge.toml, ...).",
+    )
+    inbound: InboundSettings = Field(
+        default=InboundSettings(),
+        description="Signed-link tokens and reply classification of the dispatcher's inbound "
+        "side (PAYNUDGE_INBOUND__TOKEN_SECRET=..., [inbound] in paynudge.toml).",
+    )
+    kpis: KpiSettings = Field(
+        default=KpiSettings(), description="Collection KPI definitions ([kpis] in paynudge.toml)."
     )
 
     @model_validator(mode="after")

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from simulation.parameters import BillingParameters, PaymentParameters, TraitParameters
+from simulation.parameters import (
+    BillingParameters,
+    MarketShift,
+    PaymentParameters,
+    TraitParameters,
+)
 from simulation.population import Population
 
 
@@ -78,8 +83,9 @@ def draw_invoices(
     billing: BillingParameters,
     payment: PaymentParameters,
     traits: TraitParameters,
+    shift: MarketShift | None = None,
 ) -> Invoices:
-    """Draw every potential invoice, sorted by issue day then customer."""
+    """Draw every potential invoice, sorted by issue day then customer (``shift`` applied)."""
     first_days, calendar_months = month_start_days(start, n_months)
     shocks = draw_income_shocks(population, n_months, rng, traits)
     customer = np.repeat(np.arange(population.size), n_months)
@@ -104,7 +110,11 @@ def draw_invoices(
         * rng.lognormal(0.0, billing.usage_noise_sigma, n)
         * spike
     )
-    fee_cents = np.round(population.monthly_fee[customer] * 100).astype(np.int64)
+    price = np.ones(n)
+    if shift is not None and shift.active:
+        price = np.where(month >= shift.from_month, 1.0 + shift.price_rise, 1.0)
+        usage = usage * price
+    fee_cents = np.round(population.monthly_fee[customer] * price * 100).astype(np.int64)
     discount_cents = np.round(population.discount_rate[customer] * fee_cents).astype(np.int64)
     usage_cents = np.round(usage * 100).astype(np.int64)
     usual = (
@@ -123,6 +133,8 @@ def draw_invoices(
         * population.bill_shock_sensitivity[customer]
         * np.maximum(0.0, np.log(bill_ratio))
     )
+    if shift is not None and shift.active:
+        capacity = capacity - shift.capacity_drop * (month >= shift.from_month)
     return Invoices(
         customer=customer,
         month=month,

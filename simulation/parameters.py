@@ -272,6 +272,33 @@ class LoggingPolicyParameters(BaseModel):
     offers_from_stage: int = Field(default=1, description="Offers only from this stage index on.")
 
 
+class MarketShift(BaseModel):
+    """A change of the world injected from one billing month on; none by default.
+
+    Used to test drift monitoring for real: an *economic shock* lowers every customer's capacity
+    to pay (more late bills), a *price rise* raises fees and usage prices, so bills land above
+    the customer's usual amount and bill shock lowers capacity too. The shift draws no random
+    numbers: a world with and without it shares every draw, and the default changes nothing.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    from_month: int | None = Field(
+        default=None, ge=0, description="First shifted billing month (0-based); None: no shift."
+    )
+    capacity_drop: float = Field(
+        default=0.0, description="Economic shock: logit-scale capacity lost on shifted bills."
+    )
+    price_rise: float = Field(
+        default=0.0, gt=-1.0, description="Relative rise of fees and usage prices (0.3 = +30%)."
+    )
+
+    @property
+    def active(self) -> bool:
+        """Whether the shift changes anything."""
+        return self.from_month is not None and (self.capacity_drop != 0 or self.price_rise != 0)
+
+
 class WorldParameters(BaseModel):
     """All behavioural constants, grouped by the idea they govern."""
 
@@ -284,6 +311,9 @@ class WorldParameters(BaseModel):
     engagement: EngagementParameters = EngagementParameters()
     churn: ChurnParameters = ChurnParameters()
     logging_policy: LoggingPolicyParameters = LoggingPolicyParameters()
+    shift: MarketShift = Field(
+        default=MarketShift(), exclude_if=lambda shift: not shift.active
+    )  # written out only when it changes the world: unshifted configs read as before
 
 
 class WorldConfig(BaseModel):

@@ -76,6 +76,7 @@ def simulate_world(
         parameters.billing,
         parameters.payment,
         parameters.traits,
+        parameters.shift,
     )
     epoch = epoch_of(config.start)
     schedule = build_schedule(

@@ -192,6 +192,58 @@ class KpiSettings(BaseModel):
         return self
 
 
+class MonitoringSettings(BaseModel):
+    """Drift and performance thresholds that trigger retraining, and how reports are drawn."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    column_drift_threshold: float = Field(
+        default=0.1,
+        gt=0.0,
+        description="Drift score above which a column counts as drifted (Wasserstein distance "
+        "normed by the reference's std for numbers, Jensen-Shannon distance for categories).",
+    )
+    drifted_share_threshold: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=1.0,
+        description="Share of drifted feature columns that raises the data-drift alarm.",
+    )
+    prediction_drift_threshold: float = Field(
+        default=0.1,
+        gt=0.0,
+        description="Drift score of the late-payment probability that raises the alarm.",
+    )
+    auc_drop_threshold: float = Field(
+        default=0.05,
+        ge=0.0,
+        description="ROC-AUC lost on labelled current rows, against the champion's test AUC, "
+        "that raises the performance alarm.",
+    )
+    min_labelled_rows: int = Field(
+        default=200, ge=1, description="Labelled current rows needed before performance counts."
+    )
+    min_current_rows: int = Field(
+        default=100, ge=1, description="Logged decisions a drift report needs in its window."
+    )
+    max_rows: int = Field(
+        default=200_000,
+        ge=1_000,
+        description="Rows of the reference and of the current window a report uses; larger "
+        "windows are sampled (the loss of sensitivity is measured in the tests).",
+    )
+    shap_rows: int = Field(
+        default=2_000, ge=100, description="Rows whose SHAP values the global reports draw."
+    )
+    top_features: int = Field(
+        default=4, ge=1, description="Top features (by mean |SHAP|) given dependence plots."
+    )
+    new_customer_days: float = Field(
+        default=365.0, gt=0.0, description="Tenure below which a customer counts as new."
+    )
+    seed: int = Field(default=0, description="Seed of every sample the reports draw.")
+
+
 class Settings(BaseSettings):
     """Every path and URL, with embedded defaults that need nothing installed."""
 
@@ -262,6 +314,11 @@ class Settings(BaseSettings):
         description="Reminder policy: costs, guardrails, reward weights "
         "(PAYNUDGE_POLICY__EPSILON=0.1, [policy.guardrails] in paynudge.toml, ...).",
     )
+    monitoring: MonitoringSettings = Field(
+        default=MonitoringSettings(),
+        description="Drift and performance thresholds of `paynudge monitor check`, report "
+        "sizes (PAYNUDGE_MONITORING__DRIFTED_SHARE_THRESHOLD=0.3, [monitoring] in paynudge.toml).",
+    )
     inbound: InboundSettings = Field(
         default=InboundSettings(),
         description="Signed-link tokens and reply classification of the dispatcher's inbound "
@@ -297,6 +354,11 @@ class Settings(BaseSettings):
         """Where ``paynudge simulate`` writes when no ``--out`` is given."""
         assert self.data_dir is not None  # filled by the validator
         return self.data_dir
+
+    @property
+    def reports_directory(self) -> Path:
+        """Where drift, SHAP and policy reports and their ``index.html`` are written."""
+        return self.home / "reports"
 
     @property
     def features_directory(self) -> Path:

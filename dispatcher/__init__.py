@@ -1,0 +1,1 @@
+"""The reminder dispatcher: workflow, templates, channels, inbound replies, tokens and KPIs."""

@@ -14,7 +14,7 @@ from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -244,6 +244,137 @@ class MonitoringSettings(BaseModel):
     seed: int = Field(default=0, description="Seed of every sample the reports draw.")
 
 
+class SmtpSettings(BaseModel):
+    """The SMTP server e-mail reminders go to (a local server by default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="SMTP server host.")
+    port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS.")
+    username: str | None = Field(default=None, description="Login name (no login when absent).")
+    password: SecretStr | None = Field(default=None, description="Login password.")
+    sender: str = Field(
+        default="PayNudge <billing@example.com>", description="From address of reminders."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Per-connection timeout.")
+
+
+class WebhookSettings(BaseModel):
+    """The signed HTTP webhook SMS, push and voice reminders go to (any provider behind it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str | None = Field(default=None, description="Provider endpoint receiving a POST.")
+    secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of the X-PayNudge-Signature header."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Per-request timeout.")
+
+
+TRANSPORTS: dict[str, tuple[str, ...]] = {
+    "email": ("dry_run", "smtp"),
+    "sms": ("dry_run", "webhook"),
+    "push": ("dry_run", "webhook"),
+    "call": ("dry_run", "webhook"),
+    "letter": ("dry_run", "pdf"),
+}
+"""The transports each channel can go through; dry_run writes files into the outbox folder."""
+
+
+class DispatcherSettings(BaseModel):
+    """The reminder dispatcher: workflow file, templates, channels, batches, retries, leases."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workflow_file: Path | None = Field(
+        default=None, description="Stages YAML; defaults to dispatcher/workflow.yaml."
+    )
+    templates_dir: Path | None = Field(
+        default=None,
+        description="Folder of your own templates, looked up before the packaged ones.",
+    )
+    outbox_dir: Path | None = Field(
+        default=None, description="Dry-run files and letter PDFs; defaults to HOME/outbox."
+    )
+    transports: dict[str, str] = Field(
+        default={
+            "email": "dry_run",
+            "sms": "dry_run",
+            "push": "dry_run",
+            "call": "dry_run",
+            "letter": "dry_run",
+        },
+        description="Transport of each channel: dry_run (files), smtp (e-mail), webhook "
+        "(sms, push, call) or pdf (letter); channels not named keep dry_run.",
+    )
+
+    @field_validator("transports", mode="before")
+    @classmethod
+    def _fill_transports(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {channel: "dry_run" for channel in TRANSPORTS} | value
+        return value
+
+    smtp: SmtpSettings = SmtpSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    link_base_url: str = Field(
+        default="https://pay.example.com", description="Base URL of payment and unsubscribe links."
+    )
+    link_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key signing payment and unsubscribe links; a key file under HOME "
+        "when absent.",
+    )
+    link_ttl_days: float = Field(default=90.0, gt=0, description="Lifetime of a signed link.")
+    decide_batch_size: int = Field(
+        default=1000, ge=1, le=5000, description="Invoices per /decide call."
+    )
+    send_batch_size: int = Field(default=200, ge=1, description="Messages claimed at once.")
+    retry_pauses_seconds: tuple[float, ...] = Field(
+        default=(60.0, 300.0, 1800.0, 7200.0),
+        description="Pause before each retry of a failed send; parked with the error after "
+        "the last.",
+    )
+    lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a claimed message belongs to its process; afterwards another "
+        "process recovers it (longer than any channel timeout).",
+    )
+    poll_seconds: float = Field(
+        default=30.0, gt=0, description="Pause between passes of `paynudge dispatch run`."
+    )
+    sms_max_segments: int = Field(
+        default=2, ge=1, description="SMS segments a rendered text message may take."
+    )
+    decision_seed: int | None = Field(
+        default=None, ge=0, description="Seed of the service's draws (reproducible runs)."
+    )
+
+    @model_validator(mode="after")
+    def _check_transports(self) -> DispatcherSettings:
+        from paynudge.vocabulary import CHANNELS
+
+        if set(self.transports) != set(CHANNELS):
+            raise ValueError(
+                f"transports: expected channels among {CHANNELS}, found {sorted(self.transports)}"
+            )
+        for channel, transport in self.transports.items():
+            allowed = TRANSPORTS[channel]
+            if transport not in allowed:
+                raise ValueError(
+                    f"transports.{channel}: expected one of {allowed}, found {transport!r}"
+                )
+        slowest = max(self.smtp.timeout_seconds, self.webhook.timeout_seconds)
+        if self.lease_seconds <= slowest:
+            raise ValueError(
+                f"lease_seconds: expected more than the slowest channel timeout ({slowest} s), "
+                f"found {self.lease_seconds}"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Every path and URL, with embedded defaults that need nothing installed."""
 
@@ -313,6 +444,11 @@ class Settings(BaseSettings):
         default=PolicySettings(),
         description="Reminder policy: costs, guardrails, reward weights "
         "(PAYNUDGE_POLICY__EPSILON=0.1, [policy.guardrails] in paynudge.toml, ...).",
+    )
+    dispatcher: DispatcherSettings = Field(
+        default=DispatcherSettings(),
+        description="Reminder dispatcher: channels, templates, batches, retries "
+        "(PAYNUDGE_DISPATCHER__SMTP__HOST, [dispatcher.webhook] in paynudge.toml, ...).",
     )
     monitoring: MonitoringSettings = Field(
         default=MonitoringSettings(),

@@ -10,7 +10,7 @@ message id they guessed.
 
 Verification compares signatures in constant time and, when a token is refused, says why:
 ``malformed``, ``bad_signature``, ``wrong_purpose`` or ``expired``. Retired secrets
-(``inbound.previous_token_secrets``) still verify, so keys can be rotated without breaking the
+(``dispatcher.previous_link_secrets``) still verify, so keys can be rotated without breaking the
 links already sent.
 """
 
@@ -105,12 +105,12 @@ class TokenSigner:
         for key in (secret, *previous_secrets):
             if len(key) < MIN_SECRET_CHARS:
                 raise ConfigError(
-                    f"inbound.token_secret: expected at least {MIN_SECRET_CHARS} characters, "
+                    f"dispatcher.link_secret: expected at least {MIN_SECRET_CHARS} characters, "
                     f"found {len(key)}"
                 )
         missing = [purpose for purpose in PURPOSES if purpose not in ttl_days]
         if missing:
-            raise ConfigError(f"inbound.token_ttl_days: expected a lifetime for {missing}")
+            raise ConfigError(f"dispatcher.token_ttl_days: expected a lifetime for {missing}")
         self.ttl_days = dict(ttl_days)
         self._keys = {
             purpose: [_purpose_key(key, purpose) for key in (secret, *previous_secrets)]
@@ -119,14 +119,14 @@ class TokenSigner:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenSigner:
-        """The signer of ``settings.inbound`` (a key under HOME when none is configured)."""
-        inbound = settings.inbound
-        if inbound.token_secret is not None:
-            secret = inbound.token_secret.get_secret_value().encode()
+        """The signer of ``settings.dispatcher`` (a key under HOME when none is configured)."""
+        options = settings.dispatcher
+        if options.link_secret is not None:
+            secret = options.link_secret.get_secret_value().encode()
         else:
             secret = local_secret(settings.home)
-        previous = [s.get_secret_value().encode() for s in inbound.previous_token_secrets]
-        return cls(secret, inbound.token_ttl_days, previous)
+        previous = [s.get_secret_value().encode() for s in options.previous_link_secrets]
+        return cls(secret, options.token_ttl_days, previous)
 
     def sign(self, purpose: str, subject: str, now: datetime) -> str:
         """A token for ``purpose`` on ``subject``, valid for the purpose's lifetime from ``now``."""

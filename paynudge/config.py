@@ -136,35 +136,6 @@ class PolicySettings(BaseModel):
         return self
 
 
-class InboundSettings(BaseModel):
-    """What the dispatcher's inbound side needs: signed-link tokens and reply classification."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    token_secret: SecretStr | None = Field(
-        default=None,
-        description="HMAC key of the open-pixel, click and unsubscribe tokens (32+ characters); "
-        "None: a random key kept in HOME/token_secret, created on first use.",
-    )
-    previous_token_secrets: tuple[SecretStr, ...] = Field(
-        default=(),
-        description="Retired keys whose tokens still verify (key rotation); new tokens use "
-        "token_secret.",
-    )
-    token_ttl_days: dict[str, float] = Field(
-        default={"open": 60.0, "click": 60.0, "unsubscribe": 365.0},
-        description="Lifetime of a token per purpose; unsubscribe links must keep working long "
-        "after the message was sent.",
-    )
-    reply_min_confidence: float = Field(
-        default=0.45,
-        ge=0.0,
-        le=1.0,
-        description="A reply the text classifier rates below this is classified as 'other' "
-        "(left for a person).",
-    )
-
-
 class KpiSettings(BaseModel):
     """Definitions behind the collection KPIs (see dispatcher.kpis)."""
 
@@ -327,6 +298,23 @@ class DispatcherSettings(BaseModel):
         "when absent.",
     )
     link_ttl_days: float = Field(default=90.0, gt=0, description="Lifetime of a signed link.")
+    previous_link_secrets: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Retired link keys whose open, click and unsubscribe tokens still verify "
+        "(key rotation); new tokens use link_secret.",
+    )
+    token_ttl_days: dict[str, float] = Field(
+        default={"open": 60.0, "click": 60.0, "unsubscribe": 365.0},
+        description="Lifetime of the open-pixel, click and unsubscribe tokens "
+        "(dispatcher.tokens); unsubscribe links must keep working long after the message.",
+    )
+    reply_min_confidence: float = Field(
+        default=0.45,
+        ge=0.0,
+        le=1.0,
+        description="A reply the text classifier rates below this is classified as 'other' "
+        "(left for a person).",
+    )
     decide_batch_size: int = Field(
         default=1000, ge=1, le=5000, description="Invoices per /decide call."
     )
@@ -454,11 +442,6 @@ class Settings(BaseSettings):
         default=MonitoringSettings(),
         description="Drift and performance thresholds of `paynudge monitor check`, report "
         "sizes (PAYNUDGE_MONITORING__DRIFTED_SHARE_THRESHOLD=0.3, [monitoring] in paynudge.toml).",
-    )
-    inbound: InboundSettings = Field(
-        default=InboundSettings(),
-        description="Signed-link tokens and reply classification of the dispatcher's inbound "
-        "side (PAYNUDGE_INBOUND__TOKEN_SECRET=..., [inbound] in paynudge.toml).",
     )
     kpis: KpiSettings = Field(
         default=KpiSettings(), description="Collection KPI definitions ([kpis] in paynudge.toml)."

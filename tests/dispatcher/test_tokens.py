@@ -147,9 +147,9 @@ def test_bad_arguments_get_clear_errors(signer: TokenSigner, call, message: str)
 
 
 def test_settings_secret_or_a_private_local_key(tmp_path: Path) -> None:
-    configured = Settings(home=tmp_path, inbound={"token_secret": "s" * 40})
+    configured = Settings(home=tmp_path, dispatcher={"link_secret": "s" * 40})
     token = TokenSigner.from_settings(configured).sign("open", "M1", NOW)
-    assert TokenSigner(b"s" * 40, configured.inbound.token_ttl_days).verify(token, "open", NOW)
+    assert TokenSigner(b"s" * 40, configured.dispatcher.token_ttl_days).verify(token, "open", NOW)
 
     embedded = Settings(home=tmp_path / "home")
     first = TokenSigner.from_settings(embedded).sign("open", "M1", NOW)

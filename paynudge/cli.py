@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from dispatcher.cli import dispatch_app, templates_app
 from paynudge.errors import PayNudgeError
 from paynudge.policy_cli import policy_app
 
@@ -355,6 +356,8 @@ def tune(
 
 
 app.add_typer(policy_app, name="policy")
+app.add_typer(dispatch_app, name="dispatch")
+app.add_typer(templates_app, name="templates")
 
 if __name__ == "__main__":  # pragma: no cover
     app()

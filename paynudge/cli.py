@@ -17,6 +17,7 @@ from rich.table import Table
 from dispatcher.cli import dispatch_app, templates_app
 from paynudge.errors import PayNudgeError
 from paynudge.policy_cli import policy_app
+from paynudge.report_cli import report_app
 
 if TYPE_CHECKING:
     from training.pipeline import TrainResult
@@ -356,6 +357,7 @@ def tune(
 
 
 app.add_typer(policy_app, name="policy")
+app.add_typer(report_app, name="report")
 app.add_typer(dispatch_app, name="dispatch")
 app.add_typer(templates_app, name="templates")
 

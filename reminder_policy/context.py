@@ -57,29 +57,41 @@ def policy_contexts(
     missing = [f.name for f in ALL_FEATURES if f.name not in features.columns]
     if missing:
         raise DataError(f"features lack column(s) {', '.join(missing[:5])} for the policy context")
-    out: dict[str, np.ndarray] = {}
+    score_names = [] if scores is None else list(scores.columns)
+    columns = context_columns(stages, score_names)
+    # One preallocated matrix filled in the order of context_columns: no frame per column.
+    out = np.empty((len(features), len(columns)), dtype=np.float64)
+    j = 0
     for feature in ALL_FEATURES:
         values = features[feature.name]
         if feature.kind == "category":
             for value in VOCABULARIES[feature.name]:
-                out[f"{feature.name}={value}"] = (values == value).to_numpy(dtype=np.float64)
+                out[:, j] = (values == value).to_numpy(dtype=np.float64)
+                j += 1
             continue
-        numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
-        numbers = np.where(np.isfinite(numbers), numbers, np.nan)
+        numbers = _numbers(values)
+        out[:, j] = np.nan_to_num(numbers, nan=0.0)
+        j += 1
         if feature.kind == "float" and feature.default is None:
-            out[f"{feature.name}_missing"] = np.isnan(numbers).astype(np.float64)
-        out[feature.name] = np.nan_to_num(numbers, nan=0.0)
+            out[:, j] = np.isnan(numbers)
+            j += 1
     stage_values = np.asarray(stage, dtype=object)
     for name in stages:
-        out[f"stage={name}"] = (stage_values == name).astype(np.float64)
-    out["days_to_due"] = np.asarray(days_left, dtype=np.float64)
-    score_names: list[str] = []
-    if scores is not None:
-        for name in scores.columns:
-            value = scores[name].to_numpy(dtype=np.float64)
-            if not np.isfinite(value).all():
-                raise DataError(f"score {name!r}: expected finite probabilities")
-            out[name] = value
-            score_names.append(name)
-    columns = context_columns(stages, score_names)
-    return pd.DataFrame({column: out[column] for column in columns}, index=features.index)
+        out[:, j] = stage_values == name
+        j += 1
+    out[:, j] = np.asarray(days_left, dtype=np.float64)
+    for name in score_names:
+        j += 1
+        out[:, j] = scores[name].to_numpy(dtype=np.float64)  # type: ignore[index]
+        if not np.isfinite(out[:, j]).all():
+            raise DataError(f"score {name!r}: expected finite probabilities")
+    return pd.DataFrame(out, columns=list(columns), index=features.index)
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """A feature as float64, NaN where missing, not a number or not finite."""
+    if values.dtype.kind in "biuf":
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    return np.where(np.isfinite(numbers), numbers, np.nan)

@@ -93,13 +93,16 @@ def plan_send_times(
     valid[:, 0] = np.isin(first_hour, hours) | ~hour_ok
     k = utc.shape[1]
     candidate_hours = np.column_stack([first_hour, np.broadcast_to(hours, (rows.size, k - 1))])
-    local_days = np.repeat(day, k)
-    frame = features.iloc[np.repeat(rows, k)].reset_index(drop=True)
-    frame["send_hour"] = candidate_hours.reshape(-1).astype(np.int64)
-    frame["send_weekday"] = pd.DatetimeIndex(local_days).dayofweek.to_numpy().astype(np.int64)
+    # Candidates of a message differ only in the hour: build each message's row once, then
+    # repeat it and set the hour column.
+    frame = features.iloc[rows].reset_index(drop=True)
+    frame["send_hour"] = 0
+    frame["send_weekday"] = pd.DatetimeIndex(day).dayofweek.to_numpy().astype(np.int64)
     for column in ("channel", "tone", "offer", "stage"):
-        frame[column] = np.repeat(message[column].to_numpy(dtype=object)[rows], k)
-    scores = model.predict_proba(frame)[:, 1].reshape(rows.size, k)
+        frame[column] = message[column].to_numpy(dtype=object)[rows]
+    matrix = np.repeat(model.feature_matrix(frame), k, axis=0)
+    matrix[:, model.feature_index("send_hour")] = candidate_hours.reshape(-1)
+    scores = model.predict_proba_matrix(matrix)[:, 1].reshape(rows.size, k)
     scores = np.where(valid, scores, -np.inf)
     best = np.argmax(scores, axis=1)
     picked = np.arange(rows.size)

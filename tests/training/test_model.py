@@ -8,6 +8,7 @@ import pytest
 from scipy.special import expit
 from sklearn.exceptions import NotFittedError
 
+from paynudge.errors import DataError
 from training.calibration import (
     CalibrationSettings,
     IsotonicCalibrator,
@@ -164,3 +165,21 @@ def test_choice_prefers_isotonic_for_a_step_and_sigmoid_when_data_are_few() -> N
     assert choose_calibration(raw, logistic) == "sigmoid"
     few = CalibrationSettings(min_class_rows_for_isotonic=10_000)
     assert choose_calibration(raw, step, settings=few) == "sigmoid"
+
+
+def test_feature_matrix_scores_exactly_as_the_booster_reads_pandas(model, data) -> None:
+    X, _ = data["test"]
+    rows = pd.concat(
+        [X, pd.DataFrame({"balance": [np.nan], "plan": ["gold"], "autopay": [pd.NA]})],
+        ignore_index=True,
+    )
+    booster = model.booster_.predict(
+        model._matrix(rows), raw_score=True, num_iteration=model.best_iteration_
+    )
+    np.testing.assert_array_equal(model.predict_raw(rows), booster)
+    matrix = model.feature_matrix(rows)
+    assert matrix.shape == (len(rows), 3) and matrix.dtype == np.float64
+    assert np.isnan(matrix[-1, model.feature_index("plan")])
+    np.testing.assert_array_equal(model.predict_proba_matrix(matrix), model.predict_proba(rows))
+    with pytest.raises(DataError, match="no feature 'customer'"):
+        model.feature_index("customer")

@@ -179,9 +179,7 @@ def _write_reminders(
 ) -> tuple[int, int, int]:
     """Reminder rows for every decision, outbox rows for contacts that pass the re-check."""
     contact = np.array([d.channel is not None for d in decisions])
-    send_at = pd.DatetimeIndex([d.send_at if d.send_at else now for d in decisions]).tz_convert(
-        "UTC"
-    )
+    send_at = pd.DatetimeIndex(pd.to_datetime([d.send_at or now for d in decisions], utc=True))
     local = [()] * len(frame)
     rows = np.flatnonzero(contact)
     if rows.size:

@@ -232,5 +232,91 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+class WebhookEvent(Base):
+    """Every inbound webhook applied, by the provider's event id: a replay is recognised."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of the body: the same id with another body is refused."""
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class MessageEvent(Base):
+    """What happened to a sent message (delivered, bounced, opened, clicked, replied); first
+    instant of each kind."""
+
+    __tablename__ = "message_events"
+
+    message_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(32))
+
+
+class Reply(Base):
+    """An inbound SMS or e-mail reply, with its classification."""
+
+    __tablename__ = "replies"
+
+    reply_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(ID), index=True)
+    invoice_id: Mapped[str | None] = mapped_column(String(ID))
+    message_id: Mapped[str | None] = mapped_column(String(ID))
+    channel: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float)
+    promised_date: Mapped[date | None] = mapped_column(Date)
+    matched_rule: Mapped[str] = mapped_column(String(64))
+
+
+class Promise(Base):
+    """A pause of an invoice's reminders until a date; kept if paid by then, else broken."""
+
+    __tablename__ = "promises"
+
+    promise_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(String(ID), index=True)
+    customer_id: Mapped[str] = mapped_column(String(ID))
+    kind: Mapped[str] = mapped_column(String(32))
+    """promise_to_pay or paid_already."""
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    resume_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    """pending, kept or broken."""
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Hardship(Base):
+    """A customer's latest declared financial hardship (reminders switch to offers)."""
+
+    __tablename__ = "hardships"
+
+    customer_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    declared_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Outcome(Base):
+    """The feedback outbox: one outcome of one decision, kept until /feedback accepted it."""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (Index("ix_outcomes_unposted", "posted_at", "decision_id"),)
+
+    outcome_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    """uuid5 of (decision, kind): an outcome is recorded once."""
+    decision_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    value: Mapped[bool] = mapped_column(Boolean)
+    amount: Mapped[float | None] = mapped_column(Float)
+    posted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
 CONSENT_COLUMNS = tuple(f"consent_{channel}" for channel in CHANNELS)
 OPT_OUT_COLUMNS = tuple(f"opted_out_{channel}" for channel in CHANNELS)

@@ -339,6 +339,36 @@ class DispatcherSettings(BaseModel):
     decision_seed: int | None = Field(
         default=None, ge=0, description="Seed of the service's draws (reproducible runs)."
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key providers sign inbound webhooks with (payments, delivery "
+        "receipts, replies); derived from the key file under HOME when absent.",
+    )
+    webhook_tolerance_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A signed webhook older or newer than this is refused (replay window).",
+    )
+    no_response_reminders: int = Field(
+        default=3,
+        ge=1,
+        description="Reminders sent about an invoice without any open, click, reply or payment "
+        "before a case task is opened.",
+    )
+    hardship_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="Days a declared hardship keeps switching reminders to offers.",
+    )
+    paid_already_pause_days: float = Field(
+        default=3.0,
+        gt=0,
+        description="Days reminders pause after a 'paid already' reply, for the payment to "
+        "arrive.",
+    )
+    feedback_batch_size: int = Field(
+        default=1000, ge=1, le=5000, description="Decisions per /feedback call."
+    )
 
     @model_validator(mode="after")
     def _check_transports(self) -> DispatcherSettings:

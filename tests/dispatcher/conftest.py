@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -121,3 +122,17 @@ def open_invoices_at(world: World, now: pd.Timestamp) -> int:
 
 
 ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Kit:
+    """The helpers above, for test modules (conftest is not importable under importlib mode)."""
+
+    make_settings: Callable[..., Settings]
+    fake_decide: Callable[..., Callable[[httpx.Request], httpx.Response]]
+    token: str
+
+
+@pytest.fixture(scope="session")
+def kit() -> Kit:
+    return Kit(make_settings, fake_decide, TOKEN)

@@ -65,7 +65,8 @@ def kpi_rows(reports: Mapping[str, KpiReport]) -> pd.DataFrame:
     return rows
 
 
-def _spreadsheet_safe(values: pd.Series) -> pd.Series:
+def spreadsheet_safe(values: pd.Series) -> pd.Series:
+    """Text a spreadsheet shows as text: a leading formula character gets a quote before it."""
     text = values.astype(str)
     return text.where(~text.str.startswith(FORMULA_PREFIXES), "'" + text)
 
@@ -115,7 +116,7 @@ def write_kpi_report(reports: Mapping[str, KpiReport], out_dir: Path) -> KpiFile
     """Write ``kpis.html`` (plots embedded) and ``kpis.csv`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = kpi_rows(reports)
-    safe = rows.assign(run=_spreadsheet_safe(rows["run"]), group=_spreadsheet_safe(rows["group"]))
+    safe = rows.assign(run=spreadsheet_safe(rows["run"]), group=spreadsheet_safe(rows["group"]))
     csv_path = out_dir / CSV_NAME
     safe.to_csv(csv_path, index=False)
 

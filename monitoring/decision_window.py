@@ -1,0 +1,165 @@
+"""The current data of a drift report: the decisions logged in a window, with their outcomes.
+
+Every decision in the service's log (:mod:`serving.decision_log`) holds its feature row (JSON),
+the late-payment probability it was given, the request (due date, time zone) and the model
+versions. Feature rows are parsed in DuckDB (``json_transform`` with the catalogue's types):
+vectorised, a million rows in seconds. A decision's label (``late``) is known once feedback
+reported the payment, or reported no payment after the due date's end plus the grace days.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.catalog import ALL_FEATURES, Feature
+from paynudge.errors import DataError
+
+DUCKDB_TYPES = {"int": "BIGINT", "float": "DOUBLE", "category": "VARCHAR", "bool": "BOOLEAN"}
+ZONE_MARGIN = pd.Timedelta(days=1)
+"""Stored decision times carry the caller's UTC offset (at most 14 h): a day's margin is safe."""
+
+
+@dataclass(frozen=True)
+class DecisionWindow:
+    """Decisions logged in ``[since, until)``: features, scores, labels and model versions."""
+
+    features: pd.DataFrame
+    probability: np.ndarray
+    """The late-payment probability each decision was given."""
+    label: np.ndarray
+    """1.0 late, 0.0 on time, NaN not known yet."""
+    decided_at: pd.Series
+    model_versions: tuple[str, ...]
+    """Distinct late-payment model versions that made these decisions."""
+    since: pd.Timestamp
+    until: pd.Timestamp | None
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """Mask of the decisions whose label is known."""
+        return ~np.isnan(self.label)
+
+
+def feature_struct(features: tuple[Feature, ...] = ALL_FEATURES) -> str:
+    """The DuckDB struct type of a logged feature row."""
+    fields = ", ".join(f'"{f.name}": "{DUCKDB_TYPES[f.kind]}"' for f in features)
+    return "{" + fields + "}"
+
+
+def parse_json_rows(rows: pd.Series, struct: str, what: str) -> pd.DataFrame:
+    """JSON objects as a frame with the columns and DuckDB types of ``struct``."""
+    connection = duckdb.connect()
+    connection.register("raw", pa.table({"row": pa.array(rows.to_numpy(), type=pa.string())}))
+    query = f"SELECT unnest(json_transform(row, '{struct}')) FROM raw"
+    try:
+        return connection.sql(query).df().set_index(rows.index)
+    except duckdb.Error as error:
+        raise DataError(f"decision log: a {what} is not valid JSON ({error})") from None
+    finally:
+        connection.close()
+
+
+def parse_feature_rows(
+    rows: pd.Series, features: tuple[Feature, ...] = ALL_FEATURES
+) -> pd.DataFrame:
+    """JSON feature rows as a typed frame (missing keys and nulls become missing values)."""
+    frame = parse_json_rows(rows, feature_struct(features), "feature row")
+    for feature in features:
+        if feature.kind == "bool":
+            frame[feature.name] = frame[feature.name].astype("boolean")
+    return frame
+
+
+def _read(path: Path, query: str, params: tuple[object, ...]) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"{path}: no decision log; the decision service writes one as it decides")
+    with sqlite3.connect(path) as connection:
+        return pd.read_sql_query(query, connection, params=params)
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True, format="ISO8601")
+
+
+def late_line(requests: pd.DataFrame, grace_days: float) -> pd.Series:
+    """End of each request's due date (local midnight after it) plus the grace, in UTC."""
+    due_end = pd.Series(pd.NaT, index=requests.index, dtype="datetime64[ns, UTC]")
+    next_day = pd.to_datetime(requests["due_date"]) + pd.Timedelta(days=1)
+    for zone, rows in requests.groupby("timezone").groups.items():
+        local = next_day.loc[rows].dt.tz_localize(str(zone), ambiguous="NaT", nonexistent="NaT")
+        due_end.loc[rows] = local.dt.tz_convert("UTC")
+    return due_end + pd.Timedelta(days=grace_days)
+
+
+def outcome_labels(path: Path, decisions: pd.DataFrame, grace_days: float) -> np.ndarray:
+    """1 late / 0 on time / NaN unknown, from the latest feedback report of each decision."""
+    feedback = _read(path, "SELECT decision_id, received_at, report FROM feedback", ())
+    label = np.full(len(decisions), np.nan)
+    if feedback.empty:
+        return label
+    feedback = feedback.sort_values("received_at").drop_duplicates("decision_id", keep="last")
+    reports = parse_json_rows(feedback["report"], '{"paid_at": "VARCHAR"}', "feedback report")
+    outcomes = pd.DataFrame(
+        {
+            "paid_at": _utc(reports["paid_at"]).to_numpy(),
+            "received_at": _utc(feedback["received_at"]).to_numpy(),
+        },
+        index=feedback["decision_id"].to_numpy(),
+    )
+    requests = parse_json_rows(
+        decisions["request"], '{"due_date": "VARCHAR", "timezone": "VARCHAR"}', "request"
+    )
+    line = late_line(requests, grace_days).to_numpy()
+    joined = outcomes.reindex(decisions["decision_id"].to_numpy())
+    paid, received = joined["paid_at"].to_numpy(), joined["received_at"].to_numpy()
+    known_paid = ~pd.isna(paid)
+    known_unpaid = ~known_paid & ~pd.isna(received) & (received >= line)
+    label[known_paid] = (paid[known_paid] > line[known_paid]).astype(float)
+    label[known_unpaid] = 1.0
+    return label
+
+
+def read_window(
+    path: Path,
+    since: pd.Timestamp,
+    until: pd.Timestamp | None = None,
+    *,
+    grace_days: float = 0.0,
+    model: str = "late_payment",
+) -> DecisionWindow:
+    """The decisions logged at ``path`` that were decided in ``[since, until)``, with labels."""
+    since = since.tz_convert("UTC") if since.tzinfo else since.tz_localize("UTC")
+    bound = (since - ZONE_MARGIN).isoformat()
+    decisions = _read(
+        path,
+        "SELECT decision_id, decided_at, late_payment_probability, model_versions, request, "
+        "features FROM decisions WHERE decided_at >= ?",
+        (bound[:10],),
+    )
+    decided_at = _utc(decisions["decided_at"])
+    keep = decided_at >= since
+    if until is not None:
+        until = until.tz_convert("UTC") if until.tzinfo else until.tz_localize("UTC")
+        keep &= decided_at < until
+    decisions = decisions[keep.to_numpy()].reset_index(drop=True)
+    versions = {json.loads(text).get(model) for text in decisions["model_versions"].unique()}
+    return DecisionWindow(
+        features=parse_feature_rows(decisions["features"]),
+        probability=decisions["late_payment_probability"].to_numpy(dtype=float),
+        label=outcome_labels(path, decisions, grace_days),
+        decided_at=decided_at[keep.to_numpy()].reset_index(drop=True),
+        model_versions=tuple(sorted(str(v) for v in versions if v is not None)),
+        since=since,
+        until=until,
+    )

@@ -22,6 +22,7 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher import audit
+from dispatcher.hardship import decision_overrides
 from dispatcher.recheck import broken_rules, contact_counts, situation, suppressed
 from dispatcher.rendering import template_name
 from dispatcher.stages import Workflow, current_stage, stage_starts
@@ -147,6 +148,7 @@ def _decide(
     resolved = pd.to_datetime(frame["dispute_resolved_at"], utc=True)
     dispute = ((opened <= now) & ~(resolved <= now)).to_numpy()
     records = frame.to_dict("records")
+    replied = decision_overrides(session, frame["customer_id"].tolist(), now, settings)
     requests = [
         DecisionRequest(
             customer_id=row["customer_id"], invoice_id=row["invoice_id"],
@@ -161,6 +163,7 @@ def _decide(
                 **{c: bool(consent[i, j]) for j, c in enumerate(CONSENT_COLUMNS)},
                 **{c: bool(opted_out[i, j]) for j, c in enumerate(OPT_OUT_COLUMNS)},
                 "language": row["language"],
+                **replied.get(row["customer_id"], {}),
             },
         )
         for i, row in enumerate(records)

@@ -19,6 +19,7 @@ from paynudge.errors import PayNudgeError
 from paynudge.monitoring_cli import explain, monitor_app, reports_app
 from paynudge.policy_cli import policy_app
 from paynudge.report_cli import report_app
+from paynudge.serving_cli import score, serve
 
 if TYPE_CHECKING:
     from training.pipeline import TrainResult
@@ -361,6 +362,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(report_app, name="report")
 app.add_typer(dispatch_app, name="dispatch")
 app.add_typer(templates_app, name="templates")
+app.command()(serve)
+app.command()(score)
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(reports_app, name="reports")
 app.command("explain")(explain)

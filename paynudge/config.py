@@ -424,6 +424,11 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         default=None, description="Bearer token the service requires on non-health endpoints."
     )
+    dev_mode: bool = Field(
+        default=False,
+        description="Let the decision service start without an API token (own machine only; "
+        "`paynudge serve --dev` sets it and refuses any address but loopback).",
+    )
     features_dir: Path | None = Field(
         default=None, description="Built datasets and customer profiles; defaults to HOME/features."
     )

@@ -53,3 +53,12 @@ def load_components(settings: Settings, alias: str = CHAMPION) -> Components:
         profiles=lambda ids: online_features(ids, settings),
         alias=alias,
     )
+
+
+def missing_components(settings: Settings, alias: str = CHAMPION) -> list[str]:
+    """Registered names with no version holding ``alias`` (empty when the service can load):
+    a quick check before starting a server that would otherwise fail in its workers."""
+    client = connect(settings)
+    names = [settings.registered_model_name(spec) for spec in MODELS]
+    names.append(settings.policy.registered_name)
+    return [name for name in names if version_by_alias(client, name, alias) is None]

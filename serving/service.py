@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import threading
 
 import bentoml
@@ -44,7 +43,7 @@ from serving.schemas import (
 )
 
 DEV_MODE_ENV = "PAYNUDGE_DEV_MODE"
-"""Set to 1 to serve without a token (on your own machine only)."""
+"""Set to 1 to serve without a token (on your own machine only): ``Settings.dev_mode``."""
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 """Health checks: the only paths that need no token."""
 REQUEST_TIMEOUT_SECONDS = 60
@@ -57,15 +56,11 @@ COLD_STARTS = bentoml.metrics.Counter(
 )
 
 
-def dev_mode() -> bool:
-    return os.environ.get(DEV_MODE_ENV, "").lower() in ("1", "true", "yes")
-
-
 def required_token(settings: Settings) -> bytes | None:
     """The token every request must bear; None only in dev mode (else a ConfigError)."""
     if settings.api_token is not None and settings.api_token.get_secret_value():
         return settings.api_token.get_secret_value().encode()
-    if dev_mode():
+    if settings.dev_mode:
         return None
     raise ConfigError(
         "no API token: set PAYNUDGE_API_TOKEN (or api_token in paynudge.toml), or start with "

@@ -19,7 +19,7 @@ from paynudge.config import Settings
 from paynudge.errors import ConfigError
 from serving.client import DecisionClient, ServiceError
 from serving.decision_log import DecisionLog, default_log_path
-from serving.schemas import Feedback
+from serving.schemas import Decision, Feedback
 from serving.service import DEV_MODE_ENV, required_token
 
 TOKEN = "test-token-0123456789"
@@ -118,6 +118,42 @@ def test_decide_over_http_logs_every_decision(
     assert [s.late_payment_probability for s in scores] == pytest.approx(
         [d.late_payment_probability for d in decisions[:3]]
     )
+
+
+def test_paynudge_score_gives_the_decisions_of_decide_over_http(
+    client: DecisionClient,
+    served_world: Any,
+    make_requests: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from paynudge.cli import app
+    from paynudge.config import get_settings
+
+    requests = make_requests(served_world.profiles, 40, seed=21, unknown=3)
+    source = tmp_path / "requests.jsonl"
+    source.write_text("".join(r.model_dump_json() + "\n" for r in requests))
+    monkeypatch.setenv("PAYNUDGE_HOME", str(served_world.settings.home))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            app, ["score", "--input", str(source), "--output", str(tmp_path / "out.jsonl"),
+                  "--seed", "13", "--explain"],
+        )  # fmt: skip
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    batch = [Decision.model_validate_json(line) for line in
+             (tmp_path / "out.jsonl").read_text().splitlines()]  # fmt: skip
+    over_http = client.decide(requests, explain=True, seed=13)
+    assert len(batch) == len(over_http) == 43
+    assert any(d.action != "no_contact" for d in batch)
+    ignore = {"decision_id"}
+    assert [d.model_dump(exclude=ignore) for d in batch] == [
+        d.model_dump(exclude=ignore) for d in over_http
+    ]
 
 
 @pytest.mark.parametrize(

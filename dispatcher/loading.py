@@ -89,7 +89,8 @@ def refresh_settlements(session: Session, invoice_ids: list[str]) -> int:
         session.execute(select(Payment.invoice_id, Payment.paid_at, Payment.amount)).all(),
         columns=["invoice_id", "paid_at", "paid"],
     )
-    paid = paid[paid["invoice_id"].isin(invoice_ids)].sort_values(["invoice_id", "paid_at"])
+    paid = paid[paid["invoice_id"].isin(invoice_ids)].astype({"paid": float})
+    paid = paid.sort_values(["invoice_id", "paid_at"])
     paid["cumulative"] = paid.groupby("invoice_id")["paid"].cumsum()
     paid = paid.merge(amounts, on="invoice_id")
     settled = (

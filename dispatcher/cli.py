@@ -127,8 +127,8 @@ def preview(
     console.print(f"[bold]{rendered.template}[/]", highlight=False)
     if rendered.subject is not None:
         console.print(f"Subject: {rendered.subject}\n", highlight=False)
-    console.print(rendered.html if html and rendered.html else rendered.text, highlight=False,
-                  markup=False)  # fmt: skip
+    body = rendered.html if html and rendered.html else rendered.text
+    console.print(body, highlight=False, markup=False, soft_wrap=True)
     if rendered.sms_segments is not None:
         console.print(f"({rendered.sms_encoding}, {rendered.sms_segments} segment(s))")
 

@@ -3,7 +3,7 @@
 One static page an analyst opens in a browser: per report its model or policy version, its date
 and a link, with the key figure inline (drift scores, mean |SHAP|, the simulated A/B). The
 policy evaluation is copied from its MLflow run (``simulated_ab.csv`` and ``.png``) into
-``reports/policy/``; KPI pages are whatever the dispatcher writes into ``reports/kpi/``.
+``reports/policy/``; KPI pages are those ``paynudge report kpis`` writes into ``reports/kpis/``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from paynudge.config import Settings
 from training.tracking import connect
 
 INDEX = "index.html"
-KPI_FOLDER = "kpi"
+KPI_FOLDERS = ("kpis", "kpi")
+"""Where ``paynudge report kpis`` writes (``reports/kpis/kpis.html``), and the older name."""
 POLICY_FOLDER = "policy"
 AB_RUN_NAME = "simulated_ab"
 AB_FILES = ("simulated_ab.csv", "simulated_ab.png")
@@ -134,8 +135,9 @@ def shap_section(root: Path) -> dict:
 
 
 def kpi_section(root: Path) -> dict:
-    """KPI pages the dispatcher wrote into ``reports/kpi/``, newest first."""
-    pages = sorted((root / KPI_FOLDER).glob("**/*.html"), key=lambda p: p.stat().st_mtime)[::-1]
+    """KPI pages ``paynudge report kpis`` wrote into ``reports/kpis/``, newest first."""
+    found = [page for folder in KPI_FOLDERS for page in (root / folder).glob("**/*.html")]
+    pages = sorted(found, key=lambda p: p.stat().st_mtime)[::-1]
     rows = [
         [
             {"href": _relative(p, root), "text": p.stem},
@@ -145,7 +147,7 @@ def kpi_section(root: Path) -> dict:
     ]
     return {
         "heading": "Collection KPIs",
-        "text": "" if rows else "No KPI report yet (the dispatcher writes them to reports/kpi/).",
+        "text": "" if rows else "No KPI report yet: run `paynudge report kpis --data DIR`.",
         "table": {"header": ["report", "date (UTC)"], "rows": rows} if rows else None,
     }
 

@@ -65,11 +65,15 @@ def check_table(check: PublishedCheck) -> Table:
 def _show(check: PublishedCheck) -> None:
     console.print(check_table(check))
     for alarm in check.alarms:
-        console.print(f"[bold red]alarm[/] {alarm.kind}: {alarm.evidence}", highlight=False)
+        console.print(
+            f"[bold red]alarm[/] {alarm.kind}: {alarm.evidence}", highlight=False, soft_wrap=True
+        )
     if not check.alarms:
-        console.print("[green]no alarm[/]: the thresholds in [monitoring] hold")
+        console.print("[green]no alarm[/]: the thresholds in \\[monitoring] hold")
     console.print(
-        f"report: {check.folder / 'drift.html'} (MLflow run {check.run_id})", highlight=False
+        f"report: {check.folder / 'drift.html'} (MLflow run {check.run_id})",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -132,9 +136,11 @@ def monitor_check(
     _show(outcome.check)
     if outcome.retrained is not None:
         result = outcome.retrained
-        console.print(f"retrained: {result.model_uri} (run {result.run_id})", highlight=False)
+        console.print(
+            f"retrained: {result.model_uri} (run {result.run_id})", highlight=False, soft_wrap=True
+        )
         if result.decision is not None:
-            console.print(decision_line(result.decision), highlight=False)
+            console.print(decision_line(result.decision), highlight=False, soft_wrap=True)
     elif outcome.check.alarms:
         console.print("run again with --retrain to train a challenger on fresh data")
 
@@ -169,7 +175,10 @@ def monitor_shadow(
             )
     except PayNudgeError as error:
         raise _fail(str(error)) from None
-    console.print(f"[green]logged[/] {count:,} shadow decisions of {model.label} in {target}")
+    console.print(
+        f"[green]logged[/] {count:,} shadow decisions of {model.label} in {target}",
+        soft_wrap=True,
+    )
 
 
 def explain(
@@ -193,7 +202,7 @@ def explain(
     except PayNudgeError as error:
         raise _fail(str(error)) from None
     for report in reports:
-        console.print(f"[green]wrote[/] {report}", highlight=False)
+        console.print(f"[green]wrote[/] {report}", highlight=False, soft_wrap=True)
 
 
 @reports_app.command("index")
@@ -206,4 +215,4 @@ def reports_index() -> None:
         path = write_index(get_settings())
     except PayNudgeError as error:
         raise _fail(str(error)) from None
-    console.print(f"[green]reports index[/]: {path.absolute()}", highlight=False)
+    console.print(f"[green]reports index[/]: {path.absolute()}", highlight=False, soft_wrap=True)

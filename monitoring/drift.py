@@ -116,11 +116,13 @@ def _sample(n: int, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
-def _definition(numeric: list[str], category: list[str], with_task: bool) -> DataDefinition:
+def _definition(
+    numeric: list[str], category: list[str], with_task: bool, with_label: bool = True
+) -> DataDefinition:
     task = [BinaryClassification(target=LABEL, prediction_probas=PREDICTION, pos_label=1)]
     return DataDefinition(
         numerical_columns=[*numeric, PREDICTION],
-        categorical_columns=[*category, LABEL],
+        categorical_columns=[*category, *([LABEL] if with_label else [])],
         classification=task if with_task else None,
     )
 
@@ -172,13 +174,15 @@ def drift_report(
     preset = DataDriftPreset(
         num_method=NUMERIC_METHOD, cat_method=CATEGORY_METHOD, threshold=threshold
     )
-    definition = _definition(numeric, category, with_task=False)
+    labelled = ~np.isnan(cur[LABEL].to_numpy())
+    # no outcome reported yet: the label has nothing to drift on (Evidently refuses empty columns)
+    definition = _definition(numeric, category, with_task=False, with_label=bool(labelled.any()))
+    drift_columns = [c for c in cur.columns if labelled.any() or c != LABEL]
     drift = Report([preset]).run(
-        Dataset.from_pandas(cur, data_definition=definition),
-        Dataset.from_pandas(ref, data_definition=definition),
+        Dataset.from_pandas(cur[drift_columns], data_definition=definition),
+        Dataset.from_pandas(ref[drift_columns], data_definition=definition),
     )
     drifts = _value_drifts(drift)
-    labelled = ~np.isnan(cur[LABEL].to_numpy())
     performance, current_auc = None, None
     if labelled.sum() >= settings.min_labelled_rows:
         task = _definition(numeric, category, with_task=True)

@@ -51,19 +51,49 @@ DAY = timedelta(days=1)
 MONTH_DAYS = 30.4
 SERVICE_URL = "http://decisions.local"
 REPLIES = {
-    "en": {"opt_out": "STOP", "dispute": "This invoice is wrong, I dispute it.",
-           "hardship": "I lost my job and cannot pay right now, can I pay in parts?",
-           "promise_to_pay": "I will pay on {day} {month}"},
-    "nl": {"opt_out": "STOPPEN", "dispute": "Deze factuur klopt niet, ik ben het er niet mee eens.",
-           "hardship": "Ik ben mijn baan kwijt en kan nu niet betalen, kan ik in termijnen betalen?",
-           "promise_to_pay": "ik betaal op {day} {month}"},
-}  # fmt: skip
+    "en": {
+        "opt_out": "STOP",
+        "dispute": "This invoice is wrong, I dispute it.",
+        "hardship": "I lost my job and cannot pay right now, can I pay in parts?",
+        "promise_to_pay": "I will pay on {day} {month}",
+    },
+    "nl": {
+        "opt_out": "STOPPEN",
+        "dispute": "Deze factuur klopt niet, ik ben het er niet mee eens.",
+        "hardship": "Ik ben mijn baan kwijt en kan nu niet betalen, kan ik in termijnen betalen?",
+        "promise_to_pay": "ik betaal op {day} {month}",
+    },
+}
 MONTHS = {
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-    "nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
-           "september", "oktober", "november", "december"),
-}  # fmt: skip
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+    "nl": (
+        "januari",
+        "februari",
+        "maart",
+        "april",
+        "mei",
+        "juni",
+        "juli",
+        "augustus",
+        "september",
+        "oktober",
+        "november",
+        "december",
+    ),
+}
 
 
 @dataclass
@@ -101,8 +131,9 @@ class SimulatedWorld:
         self.counter = itertools.count()
         self.seen: set[str] = set()
         self.opens: dict[str, pd.Timestamp] = {}
-        self.history = pd.DataFrame(columns=["message_id", "invoice_id", "channel", "tone",
-                                             "offer", "sent_at"])  # fmt: skip
+        self.history = pd.DataFrame(
+            columns=["message_id", "invoice_id", "channel", "tone", "offer", "sent_at"]
+        )
         self.disputed: set[str] = set()
         self.hardship: set[str] = set()
         self.churned: set[str] = set()
@@ -120,20 +151,44 @@ class SimulatedWorld:
         self._apply_until(end)
         with self.dispatcher.sessions.begin() as session:
             review_promises(session, end)
-            open_silent_tasks(session, end, self.dispatcher.settings.dispatcher.no_response_reminders,
-                              "simulation")  # fmt: skip
-        post_feedback(self.dispatcher.sessions, self.dispatcher.client,
-                      self.dispatcher.settings.dispatcher.feedback_batch_size, end)  # fmt: skip
+            open_silent_tasks(
+                session,
+                end,
+                self.dispatcher.settings.dispatcher.no_response_reminders,
+                "simulation",
+            )
+        post_feedback(
+            self.dispatcher.sessions,
+            self.dispatcher.client,
+            self.dispatcher.settings.dispatcher.feedback_batch_size,
+            end,
+        )
 
     def _new_messages(self) -> pd.DataFrame:
         with self.dispatcher.sessions() as session:
             rows = session.execute(
-                select(Message.message_id, Message.invoice_id, Message.customer_id,
-                       Message.channel, Message.tone, Message.offer, Message.sent_at)
-                .where(Message.status == "sent")
-            ).all()  # fmt: skip
-        frame = pd.DataFrame(rows, columns=["message_id", "invoice_id", "customer_id", "channel",
-                                            "tone", "offer", "sent_at"])  # fmt: skip
+                select(
+                    Message.message_id,
+                    Message.invoice_id,
+                    Message.customer_id,
+                    Message.channel,
+                    Message.tone,
+                    Message.offer,
+                    Message.sent_at,
+                ).where(Message.status == "sent")
+            ).all()
+        frame = pd.DataFrame(
+            rows,
+            columns=[
+                "message_id",
+                "invoice_id",
+                "customer_id",
+                "channel",
+                "tone",
+                "offer",
+                "sent_at",
+            ],
+        )
         frame = frame[~frame["message_id"].isin(self.seen)].reset_index(drop=True)
         self.seen.update(frame["message_id"])
         frame["sent_at"] = pd.to_datetime(frame["sent_at"], utc=True)
@@ -145,21 +200,34 @@ class SimulatedWorld:
             return
         e, n, rng = self.engagement, len(sent), self.rng
         attempts = sent.groupby("invoice_id").cumcount().to_numpy() + self._attempts(sent)
-        truth = response_probabilities(self.truth, sent["invoice_id"], sent["channel"],
-                                       sent["tone"], sent["offer"], sent["sent_at"], attempts)  # fmt: skip
+        truth = response_probabilities(
+            self.truth,
+            sent["invoice_id"],
+            sent["channel"],
+            sent["tone"],
+            sent["offer"],
+            sent["sent_at"],
+            attempts,
+        )
         p_deliver = sent["channel"].map(e.delivery_share).to_numpy(dtype=float)
         delivered = rng.random(n) < p_deliver
         opened = delivered & (rng.random(n) < truth["p_open"].to_numpy() / p_deliver)
         delay = rng.exponential(e.open_delay_mean_hours, n)
         open_at = sent["sent_at"] + pd.to_timedelta(delay, unit="h")
         opted = delivered & (rng.random(n) < truth["p_opt_out"].to_numpy() / p_deliver)
-        clicks = opened & sent["channel"].isin(e.link_channels).to_numpy() & (
-            rng.random(n) < e.click_otherwise_share)  # fmt: skip
+        clicks = (
+            opened
+            & sent["channel"].isin(e.link_channels).to_numpy()
+            & (rng.random(n) < e.click_otherwise_share)
+        )
         for i, row in enumerate(sent.itertuples()):
             at = row.sent_at.to_pydatetime()
             status = "delivered" if delivered[i] else "bounced"
-            self._push(at + timedelta(minutes=1), "delivery", {"message_id": row.message_id,
-                       "status": status, "at": at + timedelta(minutes=1)})  # fmt: skip
+            self._push(
+                at + timedelta(minutes=1),
+                "delivery",
+                {"message_id": row.message_id, "status": status, "at": at + timedelta(minutes=1)},
+            )
             if opened[i]:
                 self.opens[row.message_id] = open_at.iloc[i]
                 self._push(open_at.iloc[i].to_pydatetime(), "open", {"message_id": row.message_id})
@@ -169,8 +237,9 @@ class SimulatedWorld:
                 self._reply(row, open_at.iloc[i].to_pydatetime())
             if opted[i]:
                 self._opt_out(row, at + timedelta(hours=1))
-        self.history = pd.concat([self.history, sent.drop(columns="customer_id")],
-                                 ignore_index=True)  # fmt: skip
+        self.history = pd.concat(
+            [self.history, sent.drop(columns="customer_id")], ignore_index=True
+        )
 
     def _attempts(self, sent: pd.DataFrame) -> np.ndarray:
         before = self.history["invoice_id"].value_counts()
@@ -184,8 +253,11 @@ class SimulatedWorld:
         if bool(invoice["disputed"]) and row.invoice_id not in self.disputed:  # type: ignore[attr-defined]
             self.disputed.add(row.invoice_id)  # type: ignore[attr-defined]
             return self._send_reply(row, "dispute", at)
-        if bool(invoice["income_shock"]) and customer not in self.hardship and (
-            self.rng.random() < e.hardship_share_when_shocked):  # fmt: skip
+        if (
+            bool(invoice["income_shock"])
+            and customer not in self.hardship
+            and (self.rng.random() < e.hardship_share_when_shocked)
+        ):
             self.hardship.add(customer)
             return self._send_reply(row, "hardship", at)
         able = behaviour.sigmoid(np.array([invoice["capacity"]]))[0]
@@ -200,8 +272,16 @@ class SimulatedWorld:
         if promised is not None:
             text = text.format(day=promised.day, month=MONTHS[language][promised.month - 1])  # type: ignore[attr-defined]
         channel = row.channel if row.channel in ("email", "sms") else "email"  # type: ignore[attr-defined]
-        self._push(at, "replies", {"message_id": row.message_id, "channel": channel,  # type: ignore[attr-defined]
-                                   "text": text, "received_at": at})  # fmt: skip
+        self._push(
+            at,
+            "replies",
+            {
+                "message_id": row.message_id,
+                "channel": channel,  # type: ignore[attr-defined]
+                "text": text,
+                "received_at": at,
+            },
+        )
         self.counts[f"reply_{intent}"] = self.counts.get(f"reply_{intent}", 0) + 1
 
     def _opt_out(self, row: object, at: datetime) -> None:
@@ -209,8 +289,16 @@ class SimulatedWorld:
             self._push(at, "unsubscribe", {"message_id": row.message_id})  # type: ignore[attr-defined]
         else:
             language = self._language(row.customer_id)  # type: ignore[attr-defined]
-            self._push(at, "replies", {"message_id": row.message_id, "channel": row.channel,  # type: ignore[attr-defined]
-                                       "text": REPLIES[language]["opt_out"], "received_at": at})  # fmt: skip
+            self._push(
+                at,
+                "replies",
+                {
+                    "message_id": row.message_id,
+                    "channel": row.channel,  # type: ignore[attr-defined]
+                    "text": REPLIES[language]["opt_out"],
+                    "received_at": at,
+                },
+            )
         self.counts["opt_out"] = self.counts.get("opt_out", 0) + 1
 
     def _language(self, customer_id: str) -> str:
@@ -222,8 +310,13 @@ class SimulatedWorld:
         with self.dispatcher.sessions() as session:
             from dispatcher.state import Invoice
 
-            open_ids = list(session.scalars(select(Invoice.invoice_id).where(
-                Invoice.paid_at.is_(None), Invoice.issue_date <= start.date())))  # fmt: skip
+            open_ids = list(
+                session.scalars(
+                    select(Invoice.invoice_id).where(
+                        Invoice.paid_at.is_(None), Invoice.issue_date <= start.date()
+                    )
+                )
+            )
         ids = [i for i in open_ids if i in self.truth.invoices.index]
         if not ids:
             return
@@ -234,10 +327,13 @@ class SimulatedWorld:
         )
         history = self.history[~self.history["message_id"].isin(last["message_id"].dropna())]
         chances = action_probabilities(
-            truth, ids, pd.Series([pd.Timestamp(start)] * len(ids)), start=pd.Series(
-                [pd.Timestamp(start)] * len(ids)), deadlines={"day": pd.Series([pd.Timestamp(end)] * len(ids))},
+            truth,
+            ids,
+            pd.Series([pd.Timestamp(start)] * len(ids)),
+            start=pd.Series([pd.Timestamp(start)] * len(ids)),
+            deadlines={"day": pd.Series([pd.Timestamp(end)] * len(ids))},
             history=history,
-        )["p_day"]  # fmt: skip
+        )["p_day"]
         codes = np.zeros(len(ids), dtype=np.int64)
         has = last["channel"].notna().to_numpy()
         if has.any():
@@ -253,11 +349,23 @@ class SimulatedWorld:
             invoice = self.truth.invoices.loc[ids[k]]
             amount = self._amount(ids[k])
             message = last["message_id"].iloc[k]
-            if isinstance(message, str) and message in self.opens and self.rng.random() < (
-                self.engagement.click_if_paying_share):  # fmt: skip
+            if (
+                isinstance(message, str)
+                and message in self.opens
+                and self.rng.random() < (self.engagement.click_if_paying_share)
+            ):
                 self._push(at - timedelta(minutes=2), "click", {"message_id": message})
-            self._push(at, "payments", {"payment_id": f"SIM-{ids[k]}", "invoice_id": ids[k],
-                       "amount": amount, "paid_at": at, "method": "card"})  # fmt: skip
+            self._push(
+                at,
+                "payments",
+                {
+                    "payment_id": f"SIM-{ids[k]}",
+                    "invoice_id": ids[k],
+                    "amount": amount,
+                    "paid_at": at,
+                    "method": "card",
+                },
+            )
             del invoice
         self.counts["payments"] = self.counts.get("payments", 0) + int(pays.sum())
 
@@ -306,8 +414,10 @@ class SimulatedWorld:
             ok = answer.status_code in (200, 302)
         else:
             body = json.dumps({"event_id": event_id, **payload}, default=str).encode()
-            headers = {SIGNATURE_HEADER: self.verifier.sign(body, self.clock.now),
-                       "content-type": "application/json"}  # fmt: skip
+            headers = {
+                SIGNATURE_HEADER: self.verifier.sign(body, self.clock.now),
+                "content-type": "application/json",
+            }
             answer = self.http.post(f"/webhooks/{kind}", content=body, headers=headers)
             ok = answer.status_code == 200
         if not ok:
@@ -325,10 +435,12 @@ def run_simulation(
 ) -> RunResult:
     """Run the dispatcher against ``world`` for ``months`` simulated months (state in HOME/name)."""
     home = settings.home / "simulate" / name
-    run_settings = settings.model_copy(update={
-        "database_url": f"sqlite:///{(home / 'dispatcher.db').absolute()}",
-        "dispatcher": settings.dispatcher.model_copy(update={"outbox_dir": home / "outbox"}),
-    })  # fmt: skip
+    run_settings = settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{(home / 'dispatcher.db').absolute()}",
+            "dispatcher": settings.dispatcher.model_copy(update={"outbox_dir": home / "outbox"}),
+        }
+    )
     log = DecisionLog(home / "decisions.db")
     client = DecisionClient(SERVICE_URL, transport=LocalDecisionService(components, log, ladder))
     dispatcher = Dispatcher(run_settings, client=client)
@@ -336,19 +448,27 @@ def run_simulation(
         customers = world.tables["customers"].copy()
         for column in [c for c in customers.columns if c.startswith("opted_out_")]:
             customers[column] = False
-        tables = {"customers": customers, "invoices": world.tables["invoices"],
-                  "payments": world.tables["payments"].iloc[:0]}  # fmt: skip
+        tables = {
+            "customers": customers,
+            "invoices": world.tables["invoices"],
+            "payments": world.tables["payments"].iloc[:0],
+        }
         load_tables(dispatcher.sessions, tables, dispatcher.workflow)
         simulated = SimulatedWorld(world, dispatcher, run_settings, seed)
         start = pd.Timestamp(world.config.start, tz="UTC").to_pydatetime()
-        days = int(round(months * MONTH_DAYS))
+        days = round(months * MONTH_DAYS)
         for offset in range(days):
             simulated.day(start + offset * DAY)
         tables = kpi_tables(dispatcher.sessions)
         write_kpi_tables(tables, home / "kpi_tables")
         end = pd.Timestamp(start + days * DAY)
-        report = compute_kpis(tables, settings.policy.channel_costs, settings.kpis, as_of=end,
-                              grace_days=settings.late_grace_days)  # fmt: skip
+        report = compute_kpis(
+            tables,
+            settings.policy.channel_costs,
+            settings.kpis,
+            as_of=end,
+            grace_days=settings.late_grace_days,
+        )
         return RunResult(name, report, tables, dict(simulated.counts))
     finally:
         dispatcher.close()

@@ -51,8 +51,10 @@ class SmtpTransport:
         options = self.settings
         try:
             smtp = smtplib.SMTP(options.host, options.port, timeout=options.timeout_seconds)
+            smtp.ehlo_or_helo_if_needed()
             if options.starttls:
                 smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
             if options.username:
                 password = options.password.get_secret_value() if options.password else ""
                 smtp.login(options.username, password)

@@ -98,9 +98,10 @@ def test_smtp_sends_text_and_html_with_the_key_and_login(smtp_server) -> None:
 def test_smtp_failures_retry_or_park(smtp_server) -> None:
     _, port = smtp_server
     refused = SmtpTransport(SmtpSettings(host="127.0.0.1", port=port))
-    with pytest.raises(SendFailed) as error:
+    with pytest.raises(SendFailed, match="RCPT refused: 550") as error:
         refused.send(envelope(recipient="x@refused.example"))
     assert error.value.retry is False
+    refused.send(envelope(key="k-plain"))  # no login: HELO/EHLO first, then the message
     nobody = SmtpTransport(SmtpSettings(host="127.0.0.1", port=1, timeout_seconds=2))
     with pytest.raises(SendFailed, match="cannot connect") as error:
         nobody.send(envelope())

@@ -145,3 +145,120 @@ def check() -> None:
     if problems:
         raise _fail(f"{len(problems)} template(s) fail")
     console.print("[bold green]every template renders[/]")
+
+
+@dispatch_app.command("simulate")
+def simulate(
+    months: int = typer.Option(1, min=1, help="Simulated months to run."),
+    customers: int = typer.Option(500, min=10, help="Simulated customers."),
+    seed: int = typer.Option(7, help="Seed of the world and its answers."),
+) -> None:
+    """Run the dispatcher against the simulated world (learned policy, then the static ladder
+    on the same customers) and print their collection KPIs side by side."""
+    from dispatcher.kpi_report import write_kpi_report
+    from dispatcher.kpis import compare_kpis
+    from dispatcher.simulate import run_simulation
+    from paynudge.config import get_settings
+    from paynudge.report_cli import _shown
+    from serving.loading import load_components
+    from simulation.world import make_config, simulate_world
+
+    settings = get_settings()
+    try:
+        components = load_components(settings)
+        world = simulate_world(make_config(n_customers=customers, n_months=months + 1, seed=seed))
+        runs = {
+            name: run_simulation(world, settings, components, months, name, ladder, seed)
+            for name, ladder in (("policy", False), ("static ladder", True))
+        }
+        reports = {name: run.kpis for name, run in runs.items()}
+        files = write_kpi_report(reports, settings.home / "simulate" / "kpis")
+    except PayNudgeError as error:
+        raise _fail(str(error)) from None
+    table = Table(title=f"collection KPIs: {customers:,} simulated customers, {months} month(s)")
+    summary = compare_kpis(reports)
+    table.add_column("KPI")
+    for run in summary.columns:
+        table.add_column(str(run), justify="right")
+    for metric, values in summary.iterrows():
+        table.add_row(str(metric), *(_shown(value) for value in values))
+    console.print(table)
+    for name, run in runs.items():
+        console.print(f"{name}: world events {run.events}", highlight=False)
+    console.print(f"[green]wrote[/] {files.html} and {files.csv}")
+
+
+tasks_app = typer.Typer(help="Case tasks for case managers: list, show, close, export.")
+
+
+@tasks_app.command("list")
+def tasks_list(
+    status: str | None = typer.Option("open", help="open, closed (empty: all)."),
+) -> None:
+    """Case tasks, newest first."""
+    from dispatcher.database import open_database
+    from dispatcher.tasks import task_frame
+    from paynudge.config import get_settings
+
+    try:
+        tasks = task_frame(open_database(get_settings()), status or None)
+    except PayNudgeError as error:
+        raise _fail(str(error)) from None
+    table = Table(title=f"case tasks ({len(tasks):,})")
+    for column in ("task_id", "invoice_id", "stage", "reason", "status", "opened_at"):
+        table.add_column(column)
+    for row in tasks.itertuples():
+        table.add_row(row.task_id, row.invoice_id, row.stage, row.reason, row.status,
+                      f"{row.opened_at:%Y-%m-%d %H:%M}")  # fmt: skip
+    console.print(table)
+
+
+@tasks_app.command("show")
+def tasks_show(task_id: str = typer.Argument(..., help="The task's id.")) -> None:
+    """One task with its invoice and the customer's replies."""
+    from dispatcher.database import open_database
+    from dispatcher.tasks import task_detail
+    from paynudge.config import get_settings
+
+    try:
+        detail = task_detail(open_database(get_settings()), task_id)
+    except PayNudgeError as error:
+        raise _fail(str(error)) from None
+    for key, value in detail.items():
+        console.print(f"[bold]{key}[/]: {value}", highlight=False, markup=True)
+
+
+@tasks_app.command("close")
+def tasks_close(
+    task_id: str = typer.Argument(..., help="The task's id."),
+    note: str = typer.Option("", help="What was done (kept in the audit log)."),
+) -> None:
+    """Close an open task."""
+    from datetime import UTC, datetime
+
+    from dispatcher.database import open_database
+    from dispatcher.tasks import close_task
+    from paynudge.config import get_settings
+
+    try:
+        closed = close_task(open_database(get_settings()), task_id, datetime.now(UTC), note)
+    except PayNudgeError as error:
+        raise _fail(str(error)) from None
+    console.print("[green]closed[/]" if closed else "[yellow]already closed[/]")
+
+
+@tasks_app.command("export")
+def tasks_export(
+    out: Path = typer.Option(Path("case_tasks.csv"), help="CSV file to write."),
+    status: str | None = typer.Option(None, help="open or closed (default: all)."),
+) -> None:
+    """Export tasks as CSV (cells that look like formulas are quoted)."""
+    from dispatcher.database import open_database
+    from dispatcher.tasks import export_tasks, task_frame
+    from paynudge.config import get_settings
+
+    try:
+        path = export_tasks(task_frame(open_database(get_settings()), status), out)
+    except PayNudgeError as error:
+        raise _fail(str(error)) from None
+    console.print(f"[green]wrote[/] {path}")

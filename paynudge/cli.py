@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from dispatcher.cli import dispatch_app, templates_app
+from dispatcher.cli import dispatch_app, tasks_app, templates_app
 from paynudge.errors import PayNudgeError
 from paynudge.monitoring_cli import explain, monitor_app, reports_app
 from paynudge.policy_cli import policy_app
@@ -362,6 +362,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(report_app, name="report")
 app.add_typer(dispatch_app, name="dispatch")
 app.add_typer(templates_app, name="templates")
+app.add_typer(tasks_app, name="tasks")
 app.command()(serve)
 app.command()(score)
 app.add_typer(monitor_app, name="monitor")

@@ -1,4 +1,4 @@
-"""Every notebook runs top to bottom on a small simulated population, and is stored without outputs."""
+"""Every notebook runs top to bottom on a small population; none is stored with outputs."""
 
 from __future__ import annotations
 

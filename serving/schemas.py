@@ -28,12 +28,27 @@ Count = Annotated[int, Field(ge=0, le=10_000)]
 FeatureValue = float | int | bool | str | None
 
 
+EXAMPLE_REQUEST = {
+    "customer_id": "C0000001",
+    "invoice_id": "INV-2025-06-0001",
+    "amount": 42.5,
+    "issue_date": "2025-06-01",
+    "due_date": "2025-06-15",
+    "stage": "due",
+    "now": "2025-06-15T09:00:00+00:00",
+    "timezone": "Europe/Amsterdam",
+}
+"""A valid request, shown in the OpenAPI schema (and replayed by the schema fuzz test)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DecisionRequest(_Strict):
     """One open invoice to decide a reminder for, with the dispatcher's contact state."""
+
+    model_config = ConfigDict(json_schema_extra={"example": EXAMPLE_REQUEST})
 
     customer_id: Identifier
     invoice_id: Identifier
@@ -42,7 +57,10 @@ class DecisionRequest(_Strict):
     due_date: date
     stage: Identifier = Field(description="Dunning stage (pre_due, due, overdue_3, ...).")
     now: AwareDatetime = Field(description="Decision time (time-zone aware).")
-    timezone: str = Field(description="The customer's IANA time zone (Europe/Amsterdam).")
+    timezone: str = Field(
+        description="The customer's IANA time zone (Europe/Amsterdam).",
+        json_schema_extra={"enum": sorted(TIMEZONES)},
+    )
     attempts: Count = Field(default=0, description="Contacts about this invoice so far.")
     calls_7d: Count = Field(default=0, description="Call attempts about this invoice, 7 days.")
     messages_invoice_7d: Count = Field(default=0, description="Messages about it, 7 days.")
@@ -99,7 +117,7 @@ class DecideInput(_Strict):
     requests: list[DecisionRequest] = Field(min_length=1, max_length=MAX_BATCH)
     explain: bool = Field(default=False, description="Add the top reasons of the risk score.")
     seed: int | None = Field(
-        default=None, ge=0, lt=2**63, description="Same seed and inputs: same decisions."
+        default=None, ge=0, le=2**63 - 1, description="Same seed and inputs: same decisions."
     )
 
 

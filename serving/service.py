@@ -26,6 +26,7 @@ from paynudge.config import Settings, get_settings
 from paynudge.errors import ConfigError, PayNudgeError
 from serving.decision import Components, decide_batch, score
 from serving.decision_log import DecisionLog, default_log_path
+from serving.error_bodies import ErrorBodies
 from serving.loading import load_components
 from serving.schemas import (
     DecideInput,
@@ -174,4 +175,5 @@ class PayNudgeDecisions:
 
 
 PayNudgeDecisions.add_asgi_middleware(BearerAuth)
+PayNudgeDecisions.add_asgi_middleware(ErrorBodies)
 PayNudgeDecisions.mount_asgi_app(routes_app, path="/")

@@ -234,3 +234,48 @@ def test_no_token_refuses_to_start_unless_dev_mode(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(DEV_MODE_ENV, "1")
     assert required_token(Settings(api_token=None)) is None
     assert required_token(Settings(api_token="abc")) == b"abc"
+
+
+FUZZ_EXAMPLES = 20
+"""Generated requests per operation and mode: bounds the fuzz test's time (~1 min)."""
+
+
+def test_schema_fuzzing_finds_no_5xx_and_no_schema_violation(service: str) -> None:
+    """Schemathesis against the service's own OpenAPI schema: valid and invalid bodies for every
+    operation; every answer must be a declared status, of the declared type and shape, and
+    never a server error. (Reload is fuzzed with bodies only: a valid alias swaps models.)"""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    schema = schemathesis.openapi.from_url(f"{service}/docs.json", headers=auth)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
+              response_schema_conformance]  # fmt: skip
+    statuses: dict[str, set[int]] = {}
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        modes = [GenerationMode.POSITIVE]
+        if operation.method.lower() == "post":
+            modes.append(GenerationMode.NEGATIVE)
+        for mode in modes:
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck),
+                      phases=[Phase.explicit, Phase.generate])  # fmt: skip
+            def call(case: Any) -> None:
+                response = case.call(base_url=service, headers=auth, timeout=60)
+                statuses.setdefault(case.operation.path, set()).add(response.status_code)
+                case.validate_response(response, checks=checks, headers=auth)
+
+            call()
+    assert {"/decide", "/score", "/feedback", "/echo", "/admin/reload"} <= set(statuses)
+    assert all(code < 500 for codes in statuses.values() for code in codes), statuses
+    assert 400 in statuses["/decide"] and 200 in statuses["/echo"]

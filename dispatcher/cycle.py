@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -100,7 +101,7 @@ def status_counts(sessions: sessionmaker[Session]) -> dict[str, dict[str, int]]:
     """Messages by status, reminders by outcome, case tasks by status, invoices open/settled."""
     with sessions() as session:
 
-        def grouped(column: object) -> dict[str, int]:
+        def grouped(column: Any) -> dict[str, int]:
             rows = session.execute(select(column, func.count()).group_by(column)).all()
             return {str(key): int(count) for key, count in rows}
 

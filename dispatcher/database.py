@@ -113,7 +113,7 @@ def upsert(
     insert = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}.get(dialect)
     if insert is None:
         raise ConfigError(f"database_url: expected SQLite or PostgreSQL, found {dialect}")
-    statement = insert(table)
+    statement: Any = insert(table)  # the dialect's INSERT, with its ON CONFLICT clauses
     keys = [column.name for column in table.primary_key.columns]
     if update:
         statement = statement.on_conflict_do_update(

@@ -23,10 +23,9 @@ from dispatcher.stages import Workflow, stage_starts
 from dispatcher.state import (
     CONSENT_COLUMNS,
     OPT_OUT_COLUMNS,
-    Customer,
+    Base,
     Invoice,
     Payment,
-    Suppression,
 )
 from paynudge.errors import DataError
 from paynudge.validation import load_dataset
@@ -66,13 +65,14 @@ def load_tables(
             "customers"
         )
     with sessions.begin() as session:
-        upsert(session, Customer.__table__, _records(customers[list(_customer_columns())]),
+        tables_ = Base.metadata.tables
+        upsert(session, tables_["customers"], _records(customers[list(_customer_columns())]),
                update=[c for c in _customer_columns() if c != "customer_id"])  # fmt: skip
-        upsert(session, Invoice.__table__, _invoice_records(invoices, customers, workflow),
+        upsert(session, tables_["invoices"], _invoice_records(invoices, customers, workflow),
                update=["customer_id", "issue_date", "due_date", "amount"])  # fmt: skip
-        upsert(session, Payment.__table__, _records(payments[_payment_columns()]))
+        upsert(session, Base.metadata.tables["payments"], _records(payments[_payment_columns()]))
         suppressions = _opt_outs(tables.get("responses"))
-        upsert(session, Suppression.__table__, suppressions)
+        upsert(session, Base.metadata.tables["suppressions"], suppressions)
         _mark_disputes(session, tables.get("responses"))
         settled = refresh_settlements(session, invoices["invoice_id"].astype(str).tolist())
     return LoadReport(len(customers), len(invoices), len(payments), settled, len(suppressions))
@@ -111,7 +111,7 @@ def _update_invoices(
 ) -> None:
     """Set ``columns`` of the invoices keyed by each row's ``key``."""
     if rows:
-        table = Invoice.__table__
+        table = Base.metadata.tables["invoices"]
         statement = (
             update(table)
             .where(table.c.invoice_id == bindparam("key"))

@@ -191,9 +191,13 @@ def _send_batch(relay: Relay, ids: list[str], until: datetime | None) -> SendRep
     return report
 
 
+Change = tuple[str, dict[str, object], str, dict[str, object]]
+"""A message id, the column values to set, the audit event and its detail."""
+
+
 def _deliver(
     relay: Relay, message: dict, fact: pd.Series, at: datetime, report: SendReport
-) -> tuple[str, dict[str, object], str, dict[str, object]]:
+) -> Change:
     """Render and send one message; the change to record (SMTP's is recorded at once)."""
     message_id = message["message_id"]
     try:
@@ -203,6 +207,7 @@ def _deliver(
         return message_id, {"status": "parked", "parked_at": at, "last_error": str(error)}, \
             "parked", {"error": str(error)}  # fmt: skip
     transport = relay.transports[message["channel"]]
+    change: Change
     if not transport.idempotent:
         with relay.sessions.begin() as session:
             _finish(session, relay, message_id, {"status": "sending", "sending_at": at},
@@ -262,7 +267,7 @@ def _finish(
                Message.status.in_(("claimed", "sending")))
         .values(**values)
     )  # fmt: skip
-    if result.rowcount:
+    if getattr(result, "rowcount", 0):
         audit.record(session, wall_clock(), relay.process, "message", [message_id], event,
                      [detail])  # fmt: skip
 

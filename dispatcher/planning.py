@@ -26,7 +26,15 @@ from dispatcher.hardship import decision_overrides
 from dispatcher.recheck import broken_rules, contact_counts, situation, suppressed
 from dispatcher.rendering import template_name
 from dispatcher.stages import Workflow, current_stage, stage_starts
-from dispatcher.state import CONSENT_COLUMNS, OPT_OUT_COLUMNS, CaseTask, Invoice, Message, Reminder
+from dispatcher.state import (
+    CONSENT_COLUMNS,
+    OPT_OUT_COLUMNS,
+    Base,
+    CaseTask,
+    Invoice,
+    Message,
+    Reminder,
+)
 from paynudge.config import Settings
 from paynudge.vocabulary import CHANNELS
 from serving.client import DecisionClient
@@ -183,7 +191,7 @@ def _write_reminders(
     """Reminder rows for every decision, outbox rows for contacts that pass the re-check."""
     contact = np.array([d.channel is not None for d in decisions])
     send_at = pd.DatetimeIndex(pd.to_datetime([d.send_at or now for d in decisions], utc=True))
-    local = [()] * len(frame)
+    local: list[tuple[str, ...]] = [()] * len(frame)
     rows = np.flatnonzero(contact)
     if rows.size:
         broken = broken_rules(
@@ -262,7 +270,7 @@ def _advance(
          "next_stage_at": None if end else at.to_pydatetime()}
         for invoice_id, end, k, at in zip(ids, last, column, next_at, strict=True)
     ]  # fmt: skip
-    table = Invoice.__table__
+    table = Base.metadata.tables["invoices"]
     session.execute(
         update(table)
         .where(table.c.invoice_id == bindparam("key"))

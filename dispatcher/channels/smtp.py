@@ -83,7 +83,8 @@ class SmtpTransport:
             self.close()
             raise SendFailed(f"SMTP before DATA: {error}", retry=True) from None
         try:
-            code, reply = smtp.data(message.as_bytes())
+            # smtplib sends bytes as they are: the lines must end in CRLF already
+            code, reply = smtp.data(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
         except smtplib.SMTPDataError as error:  # DATA itself refused: nothing was sent
             smtp.rset()
             raise SendFailed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -26,13 +27,14 @@ def build_transports(
     folder = outbox_folder(settings)
     made: dict[str, Transport] = {}
     by_channel: dict[str, Transport] = {}
+    factories: dict[str, Callable[[], Transport]] = {
+        "dry_run": lambda: FileOutbox(folder),
+        "pdf": lambda: LetterOutbox(folder),
+        "smtp": lambda: SmtpTransport(options.smtp),
+        "webhook": lambda: WebhookTransport(options.webhook, http_transport),
+    }
     for channel, kind in options.transports.items():
         if kind not in made:
-            made[kind] = {
-                "dry_run": lambda: FileOutbox(folder),
-                "pdf": lambda: LetterOutbox(folder),
-                "smtp": lambda: SmtpTransport(options.smtp),
-                "webhook": lambda: WebhookTransport(options.webhook, http_transport),
-            }[kind]()
+            made[kind] = factories[kind]()
         by_channel[channel] = made[kind]
     return by_channel

@@ -102,6 +102,7 @@ def test_smtp_failures_retry_or_park(smtp_server) -> None:
         refused.send(envelope(recipient="x@refused.example"))
     assert error.value.retry is False
     refused.send(envelope(key="k-plain"))  # no login: HELO/EHLO first, then the message
+    refused.send(envelope(key="k-long", text="Pay.\n" * 400))  # longer than one SMTP line
     nobody = SmtpTransport(SmtpSettings(host="127.0.0.1", port=1, timeout_seconds=2))
     with pytest.raises(SendFailed, match="cannot connect") as error:
         nobody.send(envelope())

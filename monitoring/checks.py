@@ -47,6 +47,8 @@ def run_drift(
         until,
         grace_days=settings.late_grace_days,
         model=model,
+        max_rows=settings.monitoring.max_rows,
+        seed=settings.monitoring.seed,
     )
     result = drift_report(monitored, reference, window, settings.monitoring)
     return publish_check(result, monitored, settings)

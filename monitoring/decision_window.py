@@ -41,6 +41,8 @@ class DecisionWindow:
     """Distinct late-payment model versions that made these decisions."""
     since: pd.Timestamp
     until: pd.Timestamp | None
+    total_rows: int = 0
+    """Decisions in the window before sampling (0: not counted, i.e. all were read)."""
 
     def __len__(self) -> int:
         return len(self.features)
@@ -130,6 +132,36 @@ def outcome_labels(path: Path, decisions: pd.DataFrame, grace_days: float) -> np
     return label
 
 
+def window_rowids(
+    path: Path, since: pd.Timestamp, until: pd.Timestamp | None
+) -> tuple[np.ndarray, pd.Timestamp, pd.Timestamp | None]:
+    """Row ids of the decisions decided in ``[since, until)`` (times in UTC)."""
+    since = since.tz_convert("UTC") if since.tzinfo else since.tz_localize("UTC")
+    bound = (since - ZONE_MARGIN).isoformat()[:10]
+    times = _read(
+        path, "SELECT rowid AS id, decided_at FROM decisions WHERE decided_at >= ?", (bound,)
+    )
+    decided_at = _utc(times["decided_at"])
+    keep = decided_at >= since
+    if until is not None:
+        until = until.tz_convert("UTC") if until.tzinfo else until.tz_localize("UTC")
+        keep &= decided_at < until
+    return times["id"].to_numpy()[keep.to_numpy()], since, until
+
+
+def read_rows(path: Path, rowids: np.ndarray) -> pd.DataFrame:
+    """The decisions with these row ids (through a temporary table: any number of them)."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TEMP TABLE wanted (id INTEGER PRIMARY KEY)")
+        connection.executemany("INSERT INTO wanted VALUES (?)", ((int(i),) for i in rowids))
+        return pd.read_sql_query(
+            "SELECT decision_id, decided_at, late_payment_probability, model_versions, request, "
+            "features FROM decisions JOIN wanted ON decisions.rowid = wanted.id "
+            "ORDER BY decisions.rowid",
+            connection,
+        )
+
+
 def read_window(
     path: Path,
     since: pd.Timestamp,
@@ -137,29 +169,29 @@ def read_window(
     *,
     grace_days: float = 0.0,
     model: str = "late_payment",
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> DecisionWindow:
-    """The decisions logged at ``path`` that were decided in ``[since, until)``, with labels."""
-    since = since.tz_convert("UTC") if since.tzinfo else since.tz_localize("UTC")
-    bound = (since - ZONE_MARGIN).isoformat()
-    decisions = _read(
-        path,
-        "SELECT decision_id, decided_at, late_payment_probability, model_versions, request, "
-        "features FROM decisions WHERE decided_at >= ?",
-        (bound[:10],),
-    )
-    decided_at = _utc(decisions["decided_at"])
-    keep = decided_at >= since
-    if until is not None:
-        until = until.tz_convert("UTC") if until.tzinfo else until.tz_localize("UTC")
-        keep &= decided_at < until
-    decisions = decisions[keep.to_numpy()].reset_index(drop=True)
+    """The decisions logged at ``path`` that were decided in ``[since, until)``, with labels.
+
+    With more than ``max_rows`` decisions in the window, a uniform sample of ``max_rows`` is
+    read (the feature rows of a million decisions are gigabytes of JSON); ``total_rows`` tells
+    how many there were.
+    """
+    rowids, since, until = window_rowids(path, since, until)
+    total = len(rowids)
+    if max_rows is not None and total > max_rows:
+        rng = np.random.default_rng(seed)
+        rowids = np.sort(rng.choice(rowids, size=max_rows, replace=False))
+    decisions = read_rows(path, rowids)
     versions = {json.loads(text).get(model) for text in decisions["model_versions"].unique()}
     return DecisionWindow(
         features=parse_feature_rows(decisions["features"]),
         probability=decisions["late_payment_probability"].to_numpy(dtype=float),
         label=outcome_labels(path, decisions, grace_days),
-        decided_at=decided_at[keep.to_numpy()].reset_index(drop=True),
+        decided_at=_utc(decisions["decided_at"]),
         model_versions=tuple(sorted(str(v) for v in versions if v is not None)),
         since=since,
         until=until,
+        total_rows=total,
     )

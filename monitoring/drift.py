@@ -199,7 +199,7 @@ def drift_report(
         version=model.version,
         window=(window.since.isoformat(), window.until.isoformat() if window.until else None),
         reference_rows=len(ref),
-        current_rows=len(window),
+        current_rows=max(window.total_rows, len(window)),
         sampled_rows=len(rows),
         labelled_rows=int(labelled.sum()),
         features=tuple(drifts[column] for column in features if column in drifts),

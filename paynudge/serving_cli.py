@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,9 +14,11 @@ from rich.table import Table
 
 from paynudge.errors import PayNudgeError
 
+if TYPE_CHECKING:
+    from paynudge.config import Settings
+
 console = Console()
 err_console = Console(stderr=True)
-SERVICE = "serving.service:PayNudgeDecisions"
 LOOPBACK_NAMES = ("localhost",)
 
 
@@ -40,12 +42,17 @@ def serve(
     dev: bool = typer.Option(
         False, "--dev", help="Serve without an API token (loopback addresses only)."
     ),
-    alias: str = typer.Option("champion", help="Registry alias of the models and the policy."),
+    sample: int = typer.Option(
+        0, min=0, max=50, help="Instead of serving: start, show this many decisions, stop."
+    ),
+    data: Path | None = typer.Option(None, help="Data set the --sample invoices come from."),
+    seed: int = typer.Option(7, help="Seed of the --sample draw and decisions."),
 ) -> None:
     """Start the decision service (BentoML) on the registry's champions and the online store."""
     from paynudge.config import get_settings
     from serving.loading import missing_components
     from serving.service import DEV_MODE_ENV, required_token
+    from serving.showcase import serve_command
 
     env = dict(os.environ)
     if dev:
@@ -55,20 +62,47 @@ def serve(
         get_settings.cache_clear()
     try:
         settings = get_settings()
-        required_token(settings)
-        missing = missing_components(settings, alias)
+        if not sample:
+            required_token(settings)
+        missing = missing_components(settings)
     except PayNudgeError as error:
         raise _fail(str(error)) from None
     if missing:
         raise _fail(
-            f"no {alias} version of {', '.join(missing)} in {settings.mlflow_tracking_uri}; "
+            f"no champion version of {', '.join(missing)} in {settings.mlflow_tracking_uri}; "
             "train them first (`make demo` does)"
         )
-    working_dir = Path(__import__("serving").__file__).resolve().parents[1]
-    command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", host,
-               "--port", str(port), "--working-dir", str(working_dir)]  # fmt: skip
+    if sample:
+        _show_sample(settings, data, sample, seed)
+        return
     console.print(f"serving decisions on http://{host}:{port} (OpenAPI at /docs.json)")
-    raise typer.Exit(code=subprocess.run(command, env=env, check=False).returncode)
+    raise typer.Exit(code=subprocess.run(serve_command(host, port), env=env).returncode)
+
+
+def _show_sample(settings: Settings, data: Path | None, n: int, seed: int) -> None:
+    from paynudge.validation import load_dataset
+    from serving.showcase import sample_decisions
+
+    try:
+        tables = load_dataset(data if data is not None else settings.default_data_dir)
+        with console.status("starting the decision service and asking it"):
+            requests, decisions = sample_decisions(settings, tables, n, seed)
+    except PayNudgeError as error:
+        raise _fail(str(error)) from None
+    console.print(f"[bold]{len(decisions)} decisions of the live service (explain: true)[/]")
+    for request, decision in zip(requests, decisions, strict=True):
+        when = (
+            decision.send_at_local.strftime("%a %d %b %H:%M %Z") if decision.send_at_local else ""
+        )
+        console.print(
+            f"- {request.invoice_id} (late-payment risk {decision.late_payment_probability:.0%}, "
+            f"churn {decision.churn_probability:.0%}): [bold]{decision.action}[/] {when} "
+            f"(propensity {decision.propensity:.2f}, expected reward "
+            f"{decision.expected_reward:.2f})",
+            highlight=False,
+        )
+        for reason in decision.explanation or []:
+            console.print(f"    {reason.sentence}", highlight=False)
 
 
 def score(

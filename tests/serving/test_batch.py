@@ -85,3 +85,17 @@ def test_unreadable_missing_and_unknown_files_are_clear_errors(
     (tmp_path / "empty.csv").write_text("customer_id,invoice_id\n")
     with pytest.raises(DataError, match="no requests"):
         score_file(tmp_path / "empty.csv", tmp_path / "out.csv", components, None)
+
+
+def test_showcase_samples_the_last_months_invoices_at_their_due_date(served_world: Any) -> None:
+    from serving.showcase import SAMPLE_HOUR_UTC, sample_requests
+
+    tables = served_world.world.tables
+    requests = sample_requests(tables, 5, seed=1)
+    last = tables["invoices"]["issue_date"].max()
+    assert len({r.invoice_id for r in requests}) == 5
+    assert all(pd.Timestamp(r.issue_date) == pd.Timestamp(last) for r in requests)
+    assert all(r.now.date() == r.due_date and r.now.hour == SAMPLE_HOUR_UTC for r in requests)
+    zones = tables["customers"].set_index("customer_id")["timezone"]
+    assert all(r.timezone == zones[r.customer_id] for r in requests)
+    assert sample_requests(tables, 5, seed=1) == requests

@@ -172,7 +172,7 @@ def simulate(
             for name, ladder in (("policy", False), ("static ladder", True))
         }
         reports = {name: run.kpis for name, run in runs.items()}
-        files = write_kpi_report(reports, settings.home / "simulate" / "kpis")
+        files = write_kpi_report(reports, settings.reports_directory / "kpis")
     except PayNudgeError as error:
         raise _fail(str(error)) from None
     table = Table(title=f"collection KPIs: {customers:,} simulated customers, {months} month(s)")

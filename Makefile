@@ -9,8 +9,10 @@ DEMO_CUSTOMERS ?= 20000
 DEMO_MONTHS ?= 18
 AB_CUSTOMERS ?= 5000
 AB_MONTHS ?= 6
+DISPATCH_CUSTOMERS ?= 500
+MONITOR_SINCE ?= 2024-01-01
 
-.PHONY: venv demo demo-data demo-models demo-policy test lint format bench clean
+.PHONY: venv demo demo-data demo-models demo-policy demo-serving demo-dispatch demo-reports test lint format bench clean
 
 $(STAMP): pyproject.toml uv.lock
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -19,8 +21,9 @@ $(STAMP): pyproject.toml uv.lock
 
 venv: $(STAMP)
 
-# The whole platform on the embedded defaults: data, features, models, policy.
-demo: demo-data demo-models demo-policy
+# The whole platform on the embedded defaults: data, features, models, policy, the live
+# service, a simulated month of the dispatcher against the static ladder, and the reports.
+demo: demo-data demo-models demo-policy demo-serving demo-dispatch demo-reports
 
 demo-data: $(STAMP)
 	$(VENV)/bin/paynudge simulate --customers $(DEMO_CUSTOMERS) --months $(DEMO_MONTHS) --seed 7 --out $(DEMO_DIR)
@@ -40,6 +43,20 @@ demo-models: $(STAMP)
 demo-policy: $(STAMP)
 	$(VENV)/bin/paynudge policy train --data $(DEMO_DIR)
 	$(VENV)/bin/paynudge policy simulate --customers $(AB_CUSTOMERS) --months $(AB_MONTHS)
+
+# The real decision service: started, asked for a few decisions with their reasons, stopped.
+demo-serving: $(STAMP)
+	$(VENV)/bin/paynudge serve --sample 5 --data $(DEMO_DIR)
+
+# A simulated month through service, dispatcher and webhooks; KPIs next to the static ladder.
+demo-dispatch: $(STAMP)
+	$(VENV)/bin/paynudge dispatch simulate --months 1 --customers $(DISPATCH_CUSTOMERS) --seed 7
+
+# Drift check of the logged decisions, SHAP reports, and the analysts' index page.
+demo-reports: $(STAMP)
+	$(VENV)/bin/paynudge monitor check --since $(MONITOR_SINCE)
+	$(VENV)/bin/paynudge explain late_payment
+	$(VENV)/bin/paynudge reports index
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

@@ -11,13 +11,12 @@ from dispatcher.channels.base import Envelope, SendFailed
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` all at once (temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` all at once (temporary file, then rename): a killed process
+    leaves the whole file or none. (No fsync: the files survive a process crash, which is what
+    the outbox guards against; a machine crash loses the page cache, as for any spool.)"""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
+    temporary.write_bytes(data)
     os.replace(temporary, path)
 
 

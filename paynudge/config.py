@@ -136,6 +136,22 @@ class PolicySettings(BaseModel):
         return self
 
 
+class ServingSettings(BaseModel):
+    """The decision service's own knobs (see serving/)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile_cache_seconds: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="How long a customer profile read from the online store is reused (0: read "
+        "every time). Profiles are materialised snapshots; a reload clears the cache.",
+    )
+    profile_cache_customers: int = Field(
+        default=1_000_000, ge=1, description="Most profiles the cache holds (~1 KB each)."
+    )
+
+
 class KpiSettings(BaseModel):
     """Definitions behind the collection KPIs (see dispatcher.kpis)."""
 
@@ -480,6 +496,10 @@ class Settings(BaseSettings):
     )
     kpis: KpiSettings = Field(
         default=KpiSettings(), description="Collection KPI definitions ([kpis] in paynudge.toml)."
+    )
+    serving: ServingSettings = Field(
+        default=ServingSettings(),
+        description="Decision service: profile cache (PAYNUDGE_SERVING__PROFILE_CACHE_SECONDS=0).",
     )
 
     @model_validator(mode="after")

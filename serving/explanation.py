@@ -10,7 +10,7 @@ else the catalogue's description of the feature with its value.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -21,21 +21,23 @@ from training.model import CalibratedLightGBM
 TOP_REASONS = 3
 """Reasons given per decision: enough to act on, few enough to read."""
 
-Phrase = Callable[[pd.Series], str]
+Row = Mapping[str, object]
+"""One feature row as a mapping (a dict of the row's values, or a pandas Series)."""
+Phrase = Callable[[Row], str]
 
 
-def _late_of_known(row: pd.Series) -> str:
-    known = int(row["known_invoices"])
-    late = round((1.0 - float(row["on_time_rate"])) * known)
+def _late_of_known(row: Row) -> str:
+    known = int(row["known_invoices"])  # type: ignore[call-overload]
+    late = round((1.0 - float(row["on_time_rate"])) * known)  # type: ignore[arg-type]
     return f"{late} of the last {known} bills were paid late"
 
 
 def _count(feature: str, template: str) -> tuple[tuple[str, ...], Phrase]:
-    return (feature,), lambda row: template.format(n=int(row[feature]))
+    return (feature,), lambda row: template.format(n=int(row[feature]))  # type: ignore[call-overload]
 
 
 def _number(feature: str, template: str) -> tuple[tuple[str, ...], Phrase]:
-    return (feature,), lambda row: template.format(x=float(row[feature]))
+    return (feature,), lambda row: template.format(x=float(row[feature]))  # type: ignore[arg-type]
 
 
 def _flag(feature: str, yes: str, no: str) -> tuple[tuple[str, ...], Phrase]:
@@ -79,17 +81,17 @@ def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def sentence(feature: str, row: pd.Series, contribution: float) -> str:
+def sentence(feature: str, row: Row, contribution: float) -> str:
     """A plain-language reason: what the feature says and which way it pushes the risk."""
     direction = "raises" if contribution > 0 else "lowers"
     columns, phrase = SENTENCES.get(feature, ((feature,), None))  # type: ignore[arg-type]
-    values = row[list(columns)]
+    values = [row[column] for column in columns]
     if any(_missing(value) for value in values):
         text = f"unknown: {by_name()[feature].description}"
     elif phrase is not None:
         text = phrase(row)
     else:
-        text = f"{by_name()[feature].description}: {_display(values.iloc[0])}"
+        text = f"{by_name()[feature].description}: {_display(values[0])}"
     return f"{text[0].upper()}{text[1:]} ({direction} the late-payment risk)."
 
 
@@ -123,8 +125,9 @@ def top_reasons(
     names = np.array(model.feature_names_, dtype=object)
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
     reasons = []
+    rows = features.to_dict("records")  # plain dicts: a Series per row costs more than the SHAP
     for i, columns in enumerate(order):
-        row = features.iloc[i]
+        row = rows[i]
         reasons.append(
             [
                 {

@@ -14,6 +14,7 @@ from paynudge.config import Settings
 from paynudge.errors import PayNudgeError
 from reminder_policy.policy_registry import load_policy
 from serving.decision import Components, ScoreModel
+from serving.profile_cache import ProfileCache
 from training.model import CalibratedLightGBM
 from training.registry import CHAMPION, version_by_alias
 from training.tracking import connect
@@ -50,7 +51,11 @@ def load_components(settings: Settings, alias: str = CHAMPION) -> Components:
         policy_version=policy_version,
         policy_uri=f"models:/{name}/{number}",
         settings=settings,
-        profiles=lambda ids: online_features(ids, settings),
+        profiles=ProfileCache(
+            lambda ids: online_features(ids, settings),
+            settings.serving.profile_cache_seconds,
+            settings.serving.profile_cache_customers,
+        ),
         alias=alias,
     )
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,8 +75,18 @@ class DecisionLog:
             for statement in SCHEMA:
                 connection.execute(statement)
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection in one transaction (committed on success), closed afterwards. WAL with
+        ``synchronous=NORMAL``: a commit survives a crash of the process (what a service
+        restart is); only a power loss may drop the last commits (no fsync per decision)."""
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+        try:
+            connection.execute("PRAGMA synchronous=NORMAL")
+            with connection:
+                yield connection
+        finally:
+            connection.close()
 
     def append_decisions(
         self,

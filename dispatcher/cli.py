@@ -70,6 +70,16 @@ def run(
             f"{report.recovered:,} | {report.seconds:.1f} s",
             highlight=False,
         )
+        if report.loop is not None:
+            loop = report.loop
+            posted = f"posted {loop.feedback.decisions:,} decisions' outcomes"
+            if loop.feedback.error:
+                posted += f" ([yellow]kept for the next pass:[/] {loop.feedback.error})"
+            console.print(
+                f"promises kept {loop.promises_kept:,}, broken {loop.promises_broken:,} | "
+                f"no-response tasks {loop.silent_tasks:,} | {posted}",
+                highlight=False,
+            )
 
     try:
         dispatcher = Dispatcher(get_settings())

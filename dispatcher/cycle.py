@@ -22,14 +22,27 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.channels.transports import build_transports
 from dispatcher.database import open_database
+from dispatcher.feedback import FeedbackReport, post_feedback
 from dispatcher.links import LinkMaker
 from dispatcher.outbox import Relay, SendReport, recover, send_due
 from dispatcher.planning import PlanReport, plan_due
 from dispatcher.rendering import Renderer
+from dispatcher.responses import review_promises
 from dispatcher.stages import load_workflow
 from dispatcher.state import CaseTask, Invoice, Message, Reminder
+from dispatcher.tasks import open_silent_tasks
 from paynudge.config import Settings
 from serving.client import DecisionClient
+
+
+@dataclass(frozen=True)
+class LoopReport:
+    """Closing the loop: promises reviewed, no-response tasks opened, outcomes posted."""
+
+    promises_kept: int
+    promises_broken: int
+    silent_tasks: int
+    feedback: FeedbackReport
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class CycleReport:
     sent: SendReport
     recovered: int
     seconds: float
+    loop: LoopReport | None = None
 
 
 def process_name() -> str:
@@ -69,18 +83,35 @@ class Dispatcher:
             process=process_name(),
         )
 
-    def run_once(self, now: datetime | None = None) -> CycleReport:
-        """Recover, plan everything due by ``now`` and send what is due.
+    def run_once(self, now: datetime | None = None, *, close: bool = True) -> CycleReport:
+        """Recover, plan everything due by ``now``, send what is due, then close the loop.
 
         ``now`` None: the wall clock. Given: a replay up to that instant (decisions at ``now``,
-        each message sent at its own scheduled instant)."""
+        each message sent at its own scheduled instant). ``close`` False leaves
+        :meth:`close_loop` to the caller (a simulation applies the world's answers first)."""
         started = time.perf_counter()
         recovered = recover(self.relay)
         decided_at = now or datetime.now(UTC)
         planned = plan_due(self.sessions, self.client, self.settings, self.workflow, decided_at,
                            self.relay.process)  # fmt: skip
         sent = send_due(self.relay, now)
-        return CycleReport(planned, sent, recovered, time.perf_counter() - started)
+        loop = self.close_loop(decided_at) if close else None
+        return CycleReport(planned, sent, recovered, time.perf_counter() - started, loop)
+
+    def close_loop(self, now: datetime) -> LoopReport:
+        """Record the promises whose pause ended (kept or broken: an unpaid invoice's sequence
+        resumes on its own), open a case task for invoices without any response after
+        ``no_response_reminders`` reminders, and post unposted outcomes to ``/feedback``.
+
+        Feedback never fails the pass: when the service cannot be reached the outcomes stay in
+        their outbox (with the error) and the next pass posts them."""
+        options = self.settings.dispatcher
+        with self.sessions.begin() as session:
+            kept, broken = review_promises(session, now)
+            tasks = open_silent_tasks(session, now, options.no_response_reminders,
+                                      self.relay.process)  # fmt: skip
+        feedback = post_feedback(self.sessions, self.client, options.feedback_batch_size, now)
+        return LoopReport(kept, broken, len(tasks), feedback)
 
     def run_forever(self, report: Callable[[CycleReport], None] | None = None) -> None:
         """Pass after pass, pausing ``poll_seconds`` between them (stop with Ctrl-C)."""

@@ -26,15 +26,12 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from dispatcher.cycle import Dispatcher
-from dispatcher.feedback import post_feedback
 from dispatcher.inbound import inbound_app
 from dispatcher.kpi_export import kpi_tables, write_kpi_tables
 from dispatcher.kpis import KpiReport, compute_kpis
 from dispatcher.loading import load_tables
 from dispatcher.local_service import LocalDecisionService
-from dispatcher.responses import review_promises
 from dispatcher.state import Message
-from dispatcher.tasks import open_silent_tasks
 from dispatcher.tokens import TokenSigner
 from dispatcher.webhooks import SIGNATURE_HEADER, WebhookVerifier
 from paynudge.config import Settings
@@ -143,26 +140,13 @@ class SimulatedWorld:
         """One simulated day: dispatch, then the world's answers, in time order."""
         end = start + DAY
         self.clock.now = end
-        self.dispatcher.run_once(end)
+        self.dispatcher.run_once(end, close=False)
         sent = self._new_messages()
         self._answer(sent)
         self._payments(start, end, sent)
         self._churn(start, end)
         self._apply_until(end)
-        with self.dispatcher.sessions.begin() as session:
-            review_promises(session, end)
-            open_silent_tasks(
-                session,
-                end,
-                self.dispatcher.settings.dispatcher.no_response_reminders,
-                "simulation",
-            )
-        post_feedback(
-            self.dispatcher.sessions,
-            self.dispatcher.client,
-            self.dispatcher.settings.dispatcher.feedback_batch_size,
-            end,
-        )
+        self.dispatcher.close_loop(end)  # the day's answers: promises, silent invoices, feedback
 
     def _new_messages(self) -> pd.DataFrame:
         with self.dispatcher.sessions() as session:

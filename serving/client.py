@@ -86,6 +86,10 @@ class DecisionClient:
                         f"{method} {path}: cannot reach the service ({error})"
                     ) from None
                 time.sleep(RETRY_PAUSE_SECONDS * 2**attempt)
+            except httpx.TransportError as error:  # a timeout: the request may have been seen
+                raise ServiceError(
+                    f"{method} {path}: no answer from the service ({error})"
+                ) from None
         if response.status_code >= 400:
             raise ServiceError(
                 f"{method} {path}: {response.status_code} {response.text[:500]}",

@@ -67,6 +67,8 @@ def fake_decide(
 
     def handler(http: httpx.Request) -> httpx.Response:
         body = json.loads(http.content)
+        if http.url.path == "/feedback":
+            return httpx.Response(200, json={"accepted": len(body["feedback"]), "duplicates": 0})
         decisions = []
         for request in body["requests"]:
             now = pd.Timestamp(request["now"])

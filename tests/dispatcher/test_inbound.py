@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from dispatcher.cycle import Dispatcher
-from dispatcher.feedback import feedback_of, post_feedback, unposted
+from dispatcher.cycle import Dispatcher, LoopReport
+from dispatcher.feedback import FeedbackReport, feedback_of, post_feedback, unposted
 from dispatcher.hardship import decision_overrides
 from dispatcher.inbound import inbound_app
 from dispatcher.loading import load_tables
@@ -26,6 +26,7 @@ from dispatcher.state import (
     MessageEvent,
     Outcome,
     Promise,
+    Reminder,
     Reply,
     Suppression,
     WebhookEvent,
@@ -252,3 +253,59 @@ def test_feedback_of_builds_one_cumulative_report_per_decision() -> None:
     assert report.delivered and report.opted_out and report.paid_amount == 42.0
     assert report.paid_at == at.to_pydatetime() and report.opened is None
     assert date(2024, 3, 21) == report.paid_at.date()
+
+
+def test_run_once_closes_the_loop(tiny_world: World, kit, tmp_path) -> None:
+    """One production pass reviews ended promises, opens no-response tasks and posts outcomes,
+    keeping them in the outbox while the service is down."""
+    decide = kit.fake_decide()
+    posted: list[dict] = []
+    service = {"up": True}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/feedback":
+            if not service["up"]:
+                raise httpx.ConnectError("service down")
+            posted.extend(json.loads(request.content)["feedback"])
+        return decide(request)
+
+    settings = kit.make_settings(tmp_path / "home", no_response_reminders=1)
+    client = DecisionClient("http://decisions.test", kit.token,
+                            transport=httpx.MockTransport(handler), retries=0)  # fmt: skip
+    dispatcher = Dispatcher(settings, client=client)
+    tables = {**tiny_world.tables, "payments": tiny_world.tables["payments"].iloc[:0]}
+    load_tables(dispatcher.sessions, tables, dispatcher.workflow)
+    dispatcher.run_once(T0)
+    app = TestClient(inbound_app(settings, dispatcher.sessions, clock=lambda: NOW))
+    verifier, tokens = WebhookVerifier.from_settings(settings), TokenSigner.from_settings(settings)
+    rows = pending(dispatcher).drop_duplicates("customer_id").reset_index(drop=True)
+    promise, clicked = rows.iloc[0], rows.iloc[1]
+    reply(app, verifier, promise, "I will pay on 22 March", "r-promise")
+    app.get(f"/c/{tokens.sign('click', clicked['message_id'], NOW)}", follow_redirects=False)
+    with dispatcher.sessions() as session:
+        resume_at = session.scalar(select(Promise.resume_at))
+        next_stage_at = session.get(Invoice, promise["invoice_id"]).next_stage_at
+    service["up"] = False
+    down = dispatcher.run_once(NOW + timedelta(hours=1))
+    assert down.loop is not None and down.loop.feedback.failed == 1
+    assert down.loop.promises_broken == 0 and unposted(dispatcher.sessions) > 0
+
+    service["up"] = True
+    later = max(resume_at, next_stage_at) + timedelta(hours=1)  # the promise ended unpaid
+    report = dispatcher.run_once(later)
+    assert report.loop is not None
+    assert (report.loop.promises_kept, report.loop.promises_broken) == (0, 1)
+    assert report.loop.silent_tasks > 0 and report.loop.feedback.failed == 0
+    assert unposted(dispatcher.sessions) == 0
+    assert {"decision_id": clicked["decision_id"], "opened": True, "clicked": True} in posted
+    with dispatcher.sessions() as session:
+        assert session.scalar(select(Promise.status)) == "broken"
+        planned = session.scalars(
+            select(Reminder.planned_at).where(Reminder.invoice_id == promise["invoice_id"])
+        ).all()
+        assert max(planned) == later  # the sequence resumed: its next stage is planned
+        silent = session.scalars(select(CaseTask).where(CaseTask.stage == "no_response")).all()
+        answered = {promise["invoice_id"], clicked["invoice_id"]}
+        assert silent and not answered & {t.invoice_id for t in silent}
+    assert dispatcher.run_once(later).loop == LoopReport(0, 0, 0, FeedbackReport())
+    dispatcher.close()

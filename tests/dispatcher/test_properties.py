@@ -37,6 +37,8 @@ HORIZON_DAYS = 40
 
 def adversarial(rng: random.Random):
     def handler(http: httpx.Request) -> httpx.Response:
+        if http.url.path == "/feedback":
+            return httpx.Response(503, text="the adversary ignores feedback")
         decisions = []
         for request in json.loads(http.content)["requests"]:
             now = pd.Timestamp(request["now"])

@@ -6,11 +6,11 @@ VENV := .venv
 STAMP := $(VENV)/.synced
 DEMO_DIR ?= .paynudge/demo
 DEMO_CUSTOMERS ?= 8000
-DEMO_MONTHS ?= 12
+DEMO_MONTHS ?= 18
 AB_CUSTOMERS ?= 2000
 AB_MONTHS ?= 6
 DISPATCH_CUSTOMERS ?= 500
-MONITOR_SINCE ?= 2024-11-01
+MONITOR_SINCE ?= 2025-05-01
 
 .PHONY: venv demo demo-data demo-models demo-policy demo-serving demo-dispatch demo-reports test lint format bench clean
 

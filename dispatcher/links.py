@@ -1,9 +1,13 @@
-"""Links in reminders: a signed payment link per invoice and a one-click unsubscribe link.
+"""Links in reminders: tracked links on the message id, and the signed payment page link.
 
-The payment link carries the invoice id, an expiry and an HMAC-SHA256 signature (truncated to
-128 bits, base64url) so the payment page can trust the invoice id without a login and nobody can
-make a link for an invoice they guessed. The unsubscribe link is a token of
-:mod:`dispatcher.tokens` on the message id (which names customer and channel).
+A message shows links of the inbound app (:mod:`dispatcher.inbound`), each a token of
+:mod:`dispatcher.tokens` on the message id: the click link (``/c/<token>``, shown as the
+message's ``payment_link``: the app records the click and redirects to the payment page), the
+open pixel of HTML e-mails (``/o/<token>``) and one-click unsubscribe (``/u/<token>``).
+
+The payment page link itself (where the click redirects) carries the invoice id, an expiry and
+an HMAC-SHA256 signature (truncated to 128 bits, base64url) so the payment page can trust the
+invoice id without a login and nobody can make a link for an invoice they guessed.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class LinkMaker:
     base_url: str
     key: bytes
     ttl: timedelta
-    unsubscribe: TokenSigner
+    tokens: TokenSigner
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinkMaker:
@@ -44,10 +48,20 @@ class LinkMaker:
             base_url=options.link_base_url.rstrip("/"),
             key=key,
             ttl=timedelta(days=options.link_ttl_days),
-            unsubscribe=TokenSigner.from_settings(settings),
+            tokens=TokenSigner.from_settings(settings),
         )
 
+    def message_links(self, message_id: str, now: datetime) -> dict[str, str]:
+        """The links a message shows (:class:`dispatcher.rendering.MessageFacts` fields): the
+        tracked payment link (a click token), the open pixel and the unsubscribe link."""
+        return {
+            "payment_link": self.tokens.link(self.base_url, "click", message_id, now),
+            "open_pixel": self.tokens.link(self.base_url, "open", message_id, now),
+            "unsubscribe_link": self.unsubscribe_link(message_id, now),
+        }
+
     def payment_link(self, invoice_id: str, now: datetime) -> str:
+        """The payment page of ``invoice_id`` (where a click on a message's link lands)."""
         expires = int((now + self.ttl).timestamp())
         signature = _sign(self.key, invoice_id, expires)
         path = f"{self.base_url}/{PAYMENT_ROUTE}/{quote(invoice_id, safe='')}"
@@ -61,7 +75,7 @@ class LinkMaker:
         return genuine and now.timestamp() < expires
 
     def unsubscribe_link(self, message_id: str, now: datetime) -> str:
-        return self.unsubscribe.link(self.base_url, "unsubscribe", message_id, now)
+        return self.tokens.link(self.base_url, "unsubscribe", message_id, now)
 
 
 def _sign(key: bytes, invoice_id: str, expires: int) -> str:

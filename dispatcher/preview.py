@@ -20,7 +20,8 @@ from paynudge.vocabulary import CHANNELS, LANGUAGES, OFFERS, TONES
 
 SAMPLE = {"invoice_id": "INV-SAMPLE", "name": "Sam Sample", "amount": 84.91}
 SAMPLE_OVERDUE_DAYS = 10
-PREVIEW_MESSAGE_ID = "preview"
+PREVIEW_MESSAGE_ID = "00000000-0000-5000-8000-000000000000"
+"""As long as a real message id, so previews and checks see links of the real length."""
 
 
 def sample_facts(
@@ -46,8 +47,7 @@ def sample_facts(
         invoice_id=str(row["invoice_id"]), customer_name=str(row["name"]),
         amount=format_amount(amount, workflow.currency, language), due_date=due.isoformat(),
         days_overdue=max((today - due).days, 0), stage="preview",
-        payment_link=links.payment_link(str(row["invoice_id"]), now),
-        unsubscribe_link=links.unsubscribe_link(PREVIEW_MESSAGE_ID, now), today=today.isoformat(),
+        **links.message_links(PREVIEW_MESSAGE_ID, now), today=today.isoformat(),
         extension_days=terms.extension_days,
         extended_date=(max(due, today) + timedelta(days=terms.extension_days)).isoformat(),
         instalments=terms.instalments,

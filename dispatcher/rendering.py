@@ -8,7 +8,8 @@ rendered from ``offers/<offer>.<language>.j2`` (``offers/<offer>.short.<language
 and push) and handed to the message template as ``offer_text`` / ``offer_short``.
 
 E-mail templates start with a ``Subject:`` line; the HTML part is the text's paragraphs in
-``email/layout.html.j2`` (autoescaped, links made clickable) and must carry the unsubscribe link.
+``email/layout.html.j2`` (autoescaped, links made clickable, the open pixel at the end) and must
+carry the unsubscribe link.
 SMS must fit ``[dispatcher] sms_max_segments`` segments (GSM-7: 160 characters alone, 153 per
 part; otherwise UCS-2: 70 and 67). A template that fails raises :class:`TemplateError` naming
 the template and the invoice: that message stops, never the batch.
@@ -61,7 +62,10 @@ class MessageFacts:
     days_overdue: int
     stage: str
     payment_link: str
+    """The tracked link to the payment page (a click token of the inbound app)."""
     unsubscribe_link: str
+    open_pixel: str
+    """The open-tracking image of HTML e-mails (added by the layout, not by text templates)."""
     today: str
     extension_days: int
     extended_date: str
@@ -167,7 +171,11 @@ class Renderer:
         paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
         links = {facts.payment_link: facts.payment_link, facts.unsubscribe_link: "unsubscribe"}
         html = self._html.get_template(HTML_LAYOUT).render(
-            subject=subject, paragraphs=paragraphs, language=facts.language, links=links
+            subject=subject,
+            paragraphs=paragraphs,
+            language=facts.language,
+            links=links,
+            open_pixel=facts.open_pixel,
         )
         return RenderedMessage(name, subject, body, html)
 

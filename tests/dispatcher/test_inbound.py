@@ -4,7 +4,9 @@ changing nothing, links on signed tokens, and the effects of replies on the stat
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 import pandas as pd
@@ -12,10 +14,12 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from dispatcher.channels.transports import outbox_folder
 from dispatcher.cycle import Dispatcher, LoopReport
 from dispatcher.feedback import FeedbackReport, feedback_of, post_feedback, unposted
 from dispatcher.hardship import decision_overrides
 from dispatcher.inbound import inbound_app
+from dispatcher.links import LinkMaker
 from dispatcher.loading import load_tables
 from dispatcher.responses import review_promises
 from dispatcher.state import (
@@ -309,3 +313,32 @@ def test_run_once_closes_the_loop(tiny_world: World, kit, tmp_path) -> None:
         assert silent and not answered & {t.invoice_id for t in silent}
     assert dispatcher.run_once(later).loop == LoopReport(0, 0, 0, FeedbackReport())
     dispatcher.close()
+
+
+def test_sent_emails_link_through_the_inbound_app(setup, settings) -> None:
+    """A sent e-mail's payment link is a click token and its HTML carries the open pixel: the
+    inbound app records both and redirects the click to the invoice's signed payment page."""
+    dispatcher, app, _, _ = setup
+    dispatcher.run_once(T0 + timedelta(days=2))
+    sent = sorted((outbox_folder(settings) / "email").glob("*.json"))
+    assert sent, "expected e-mails in the dry-run outbox"
+    envelope = json.loads(sent[0].read_text())
+    base = settings.dispatcher.link_base_url
+    click = re.search(rf'href="{re.escape(base)}(/c/[^"]+)"', envelope["html"])
+    pixel = re.search(rf'<img src="{re.escape(base)}(/o/[^"]+)"', envelope["html"])
+    assert click and pixel and f"{base}{click[1]}" in envelope["text"]
+    assert f"{base}/p/" not in envelope["text"] + envelope["html"]  # no untracked shortcut
+    assert "/u/" in envelope["text"]
+    assert app.get(pixel[1]).headers["content-type"] == "image/gif"
+    answer = app.get(click[1], follow_redirects=False)
+    assert answer.status_code == 302
+    landing = urlsplit(answer.headers["location"])
+    invoice_id = unquote(landing.path.rsplit("/", 1)[1])
+    query = dict(parse_qsl(landing.query))
+    assert invoice_id == envelope["invoice_id"]
+    links = LinkMaker.from_settings(settings)
+    assert links.verify_payment_link(invoice_id, int(query["e"]), query["s"], NOW)
+    with dispatcher.sessions() as session:
+        kinds = set(session.scalars(select(MessageEvent.kind).where(
+            MessageEvent.message_id == envelope["message_id"])))  # fmt: skip
+    assert {"opened", "clicked"} <= kinds

@@ -11,7 +11,7 @@ from dispatcher.preview import check_templates, sample_facts
 from dispatcher.rendering import Renderer, TemplateError, sms_segments
 from dispatcher.stages import load_workflow
 from paynudge.config import Settings
-from paynudge.vocabulary import CHANNELS, LANGUAGES, TONES
+from paynudge.vocabulary import CHANNELS, LANGUAGES, OFFERS, TONES
 
 
 def facts(settings: Settings, channel: str = "email", **changes: object):
@@ -28,16 +28,40 @@ def test_every_packaged_template_renders(settings: Settings) -> None:
                 assert (folder / channel / f"{tone}.{language}.j2").is_file()
 
 
-def test_email_has_subject_text_html_payment_and_unsubscribe_links(settings: Settings) -> None:
+def test_email_has_subject_text_html_tracked_links_and_pixel(settings: Settings) -> None:
     message = facts(settings, offer="instalment_plan", days_overdue=4)
     rendered = Renderer().render(message)
+    base = settings.dispatcher.link_base_url
     assert rendered.subject == f"Payment reminder: invoice {message.invoice_id}"
+    assert message.payment_link.startswith(f"{base}/c/v1.")  # the click token, not /p/
     assert message.payment_link in rendered.text
     assert message.unsubscribe_link in rendered.text
+    assert message.open_pixel not in rendered.text
     assert "3 monthly instalments" in rendered.text
     assert rendered.html is not None
-    assert f'href="{message.payment_link}"' in rendered.html.replace("&amp;", "&")
+    assert f'href="{message.payment_link}"' in rendered.html
+    assert f'<img src="{message.open_pixel}"' in rendered.html
+    assert message.open_pixel.startswith(f"{base}/o/v1.")
     assert ">unsubscribe</a>" in rendered.html
+
+
+@pytest.mark.parametrize("channel", ["sms", "call", "letter"])  # push texts carry no link
+def test_other_channels_show_the_click_link_and_no_pixel(settings: Settings, channel) -> None:
+    message = facts(settings, channel=channel)
+    rendered = Renderer().render(message)
+    assert message.payment_link in rendered.text and "/c/v1." in message.payment_link
+    assert message.open_pixel not in rendered.text and rendered.html is None
+
+
+def test_sms_with_tracked_links_fit_for_long_names(settings: Settings) -> None:
+    workflow, renderer = load_workflow(settings), Renderer(sms_max_segments=2)
+    for tone in TONES:
+        for language in LANGUAGES:
+            for offer in OFFERS:
+                base = sample_facts(settings, workflow, "sms", tone, language, offer)
+                long = replace(base, customer_name="N" * 30, invoice_id="INV0000000001",
+                               amount="EUR 12.345,67")  # fmt: skip
+                assert (renderer.render(long).sms_segments or 0) <= 2
 
 
 def test_dutch_amounts_use_a_decimal_comma(settings: Settings) -> None:

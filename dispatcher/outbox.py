@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from dispatcher import audit
@@ -44,6 +44,8 @@ from paynudge.config import Settings
 IDEMPOTENT_TRANSPORTS = frozenset({"dry_run", "webhook", "pdf"})
 """Transports on which sending a message twice delivers it once (see channels.base)."""
 UNFINISHED: tuple[str, ...] = ("pending", "claimed", "sending")
+OWNED: tuple[str, ...] = ("claimed", "sending")
+"""Statuses in which a message belongs to the process that claimed it."""
 RECIPIENT_COLUMN = {"email": "email", "sms": "phone", "call": "phone", "push": "customer_id",
                     "letter": "name"}  # fmt: skip
 
@@ -186,8 +188,7 @@ def _send_batch(relay: Relay, ids: list[str], until: datetime | None) -> SendRep
         change = _deliver(relay, message, facts.iloc[i], at, report)
         finished.append(change)
     with relay.sessions.begin() as session:
-        for message_id, values, event, detail in finished:
-            _finish(session, relay, message_id, values, event, detail)
+        _finish(session, relay, finished)
     return report
 
 
@@ -210,8 +211,8 @@ def _deliver(
     change: Change
     if not transport.idempotent:
         with relay.sessions.begin() as session:
-            _finish(session, relay, message_id, {"status": "sending", "sending_at": at},
-                    "sending", {})  # fmt: skip
+            _finish(session, relay, [(message_id, {"status": "sending", "sending_at": at},
+                                      "sending", {})])  # fmt: skip
     try:
         reference = transport.send(envelope)
     except OutcomeUnknown as error:
@@ -226,7 +227,7 @@ def _deliver(
                   "sent", {"transport": transport.name})  # fmt: skip
     if not transport.idempotent:
         with relay.sessions.begin() as session:
-            _finish(session, relay, *change)
+            _finish(session, relay, [change])
         return message_id, {}, "", {}
     return change
 
@@ -247,29 +248,36 @@ def _failed(
             "last_error": str(error)}, "parked", {"error": str(error)}  # fmt: skip
 
 
-def _finish(
-    session: Session,
-    relay: Relay,
-    message_id: str,
-    values: dict[str, object],
-    event: str,
-    detail: dict[str, object],
-) -> None:
-    """Record a change of a message this process still owns (its lease may have been taken)."""
-    if not values:
+def _finish(session: Session, relay: Relay, changes: Sequence[Change]) -> None:
+    """Record the changes of the messages this process still owns (a lease may have been
+    taken): one UPDATE per set of columns for the whole batch, one audit insert."""
+    changes = [change for change in changes if change[1]]
+    if not changes:
         return
-    released = values.get("status") != "sending"
-    if released:
-        values = {**values, "claimed_by": None, "lease_until": None}
-    result = session.execute(
-        update(Message)
-        .where(Message.message_id == message_id, Message.claimed_by == relay.process,
-               Message.status.in_(("claimed", "sending")))
-        .values(**values)
-    )  # fmt: skip
-    if getattr(result, "rowcount", 0):
-        audit.record(session, wall_clock(), relay.process, "message", [message_id], event,
-                     [detail])  # fmt: skip
+    owned = set(session.scalars(
+        select(Message.message_id)
+        .where(Message.message_id.in_([change[0] for change in changes]),
+               Message.claimed_by == relay.process, Message.status.in_(OWNED))
+        .with_for_update()
+    ))  # fmt: skip
+    mine = [change for change in changes if change[0] in owned]
+    shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for message_id, values, _, _ in mine:
+        if values.get("status") != "sending":
+            values = {**values, "claimed_by": None, "lease_until": None}
+        row = {"key": message_id, **{f"new_{column}": value for column, value in values.items()}}
+        shapes.setdefault(tuple(sorted(values)), []).append(row)
+    table = Message.__table__
+    for columns, rows in shapes.items():
+        session.execute(
+            update(table)
+            .where(table.c.message_id == bindparam("key"), table.c.claimed_by == relay.process,
+                   or_(*(table.c.status == status for status in OWNED)))  # no IN: executemany
+            .values({column: bindparam(f"new_{column}") for column in columns}),
+            rows,
+        )  # fmt: skip
+    audit.record(session, wall_clock(), relay.process, "message", [c[0] for c in mine],
+                 [c[2] for c in mine], [c[3] for c in mine])  # fmt: skip
 
 
 def _set(session: Session, ids: Sequence[str], **values: object) -> None:

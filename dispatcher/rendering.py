@@ -18,7 +18,7 @@ the template and the invoice: that message stops, never the batch.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 
@@ -71,6 +71,10 @@ class MessageFacts:
     extended_date: str
     instalments: int
     instalment_amount: str
+
+
+FACT_FIELDS = fields(MessageFacts)
+"""(Flat values: a shallow dict of them is what ``asdict`` would build, without its copying.)"""
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,9 @@ class Renderer:
             ) from None
 
     def _render(self, name: str, facts: MessageFacts) -> RenderedMessage:
-        values = asdict(facts)
-        values["offer_text"] = self._offer(facts, short=False)
-        values["offer_short"] = self._offer(facts, short=True)
+        values: dict[str, object] = {f.name: getattr(facts, f.name) for f in FACT_FIELDS}
+        values["offer_text"] = self._offer(facts, values, short=False)
+        values["offer_short"] = self._offer(facts, values, short=True)
         text = self._text.get_template(name).render(values).strip()
         if facts.channel == "sms":
             return self._checked_sms(name, facts, text)
@@ -179,17 +183,13 @@ class Renderer:
         )
         return RenderedMessage(name, subject, body, html)
 
-    def _offer(self, facts: MessageFacts, short: bool) -> str:
+    def _offer(self, facts: MessageFacts, values: Mapping[str, object], short: bool) -> str:
         if facts.offer == "none":
             return ""
         kind = f"{facts.offer}.short" if short else facts.offer
         if short and facts.channel not in SHORT_OFFER_CHANNELS:
             return ""
-        return (
-            self._text.get_template(f"offers/{kind}.{facts.language}.j2")
-            .render(asdict(facts))
-            .strip()
-        )
+        return self._text.get_template(f"offers/{kind}.{facts.language}.j2").render(values).strip()
 
     def _checked_sms(self, name: str, facts: MessageFacts, text: str) -> RenderedMessage:
         encoding, segments = sms_segments(text)

@@ -14,13 +14,16 @@ TIMEOUT_SECONDS = 300
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_the_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
+def test_the_notebook_runs_top_to_bottom(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     notebook = nbformat.read(path, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         f"{path.name}: strip outputs before committing (jupyter nbconvert --clear-output)"
     )
-    os.environ.setdefault("PAYNUDGE_NB_CUSTOMERS", "600")
-    os.environ["PAYNUDGE_HOME"] = str(tmp_path / "home")  # never the user's own home
+    # The kernel inherits these; monkeypatch restores them for the tests that follow.
+    monkeypatch.setenv("PAYNUDGE_NB_CUSTOMERS", os.environ.get("PAYNUDGE_NB_CUSTOMERS", "600"))
+    monkeypatch.setenv("PAYNUDGE_HOME", str(tmp_path / "home"))  # never the user's own home
     client = NotebookClient(notebook, timeout=TIMEOUT_SECONDS, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})  # fmt: skip
     client.execute()

@@ -49,7 +49,7 @@ def service(served_world: Any) -> Iterator[str]:
         cwd=Path(__file__).resolve().parents[2],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=(served_world.settings.home / "service.log").open("wb"),
         start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -57,7 +57,8 @@ def service(served_world: Any) -> Iterator[str]:
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"the service exited: {process.stderr.read().decode()[-3000:]}")
+                log = (served_world.settings.home / "service.log").read_text()
+                pytest.fail(f"the service exited: {log[-3000:]}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break

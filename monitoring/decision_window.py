@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from features.catalog import ALL_FEATURES, Feature
 from paynudge.errors import DataError
+from serving.decision_log import read_frame
 
 DUCKDB_TYPES = {"int": "BIGINT", "float": "DOUBLE", "category": "VARCHAR", "bool": "BOOLEAN"}
 ZONE_MARGIN = pd.Timedelta(days=1)
@@ -87,7 +88,7 @@ def _read(path: Path, query: str, params: tuple[object, ...]) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: no decision log; the decision service writes one as it decides")
     with sqlite3.connect(path) as connection:
-        return pd.read_sql_query(query, connection, params=params)
+        return read_frame(connection, query, params)
 
 
 def _utc(values: pd.Series) -> pd.Series:
@@ -154,11 +155,11 @@ def read_rows(path: Path, rowids: np.ndarray) -> pd.DataFrame:
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TEMP TABLE wanted (id INTEGER PRIMARY KEY)")
         connection.executemany("INSERT INTO wanted VALUES (?)", ((int(i),) for i in rowids))
-        return pd.read_sql_query(
+        return read_frame(
+            connection,
             "SELECT decision_id, decided_at, late_payment_probability, model_versions, request, "
             "features FROM decisions JOIN wanted ON decisions.rowid = wanted.id "
             "ORDER BY decisions.rowid",
-            connection,
         )
 
 

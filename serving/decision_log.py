@@ -59,6 +59,18 @@ SCHEMA = (
 )
 
 
+def read_frame(
+    connection: sqlite3.Connection, query: str, params: Sequence[object] = ()
+) -> pd.DataFrame:
+    """The rows of ``query`` as a frame. Not ``pandas.read_sql_query``: on a plain sqlite3
+    connection pandas re-registers sqlite3's datetime adapter and timestamp converter for the
+    whole process, after which Feast's SQLite online store writes timestamps another process
+    cannot read."""
+    cursor = connection.execute(query, tuple(params))
+    columns = [column[0] for column in cursor.description]
+    return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+
+
 def default_log_path(settings: Settings) -> Path:
     """Where the service logs decisions and feedback for ``settings``."""
     return settings.home / LOG_FOLDER / LOG_FILE
@@ -131,9 +143,9 @@ class DecisionLog:
     def decisions(self) -> pd.DataFrame:
         """Every logged decision (for tests, evaluation and monitoring)."""
         with self._connect() as connection:
-            return pd.read_sql_query("SELECT * FROM decisions ORDER BY logged_at", connection)
+            return read_frame(connection, "SELECT * FROM decisions ORDER BY logged_at")
 
     def feedback(self) -> pd.DataFrame:
         """Every logged report, oldest first."""
         with self._connect() as connection:
-            return pd.read_sql_query("SELECT * FROM feedback ORDER BY received_at", connection)
+            return read_frame(connection, "SELECT * FROM feedback ORDER BY received_at")

@@ -99,3 +99,21 @@ def test_showcase_samples_the_last_months_invoices_at_their_due_date(served_worl
     zones = tables["customers"].set_index("customer_id")["timezone"]
     assert all(r.timezone == zones[r.customer_id] for r in requests)
     assert sample_requests(tables, 5, seed=1) == requests
+
+
+def test_reading_the_log_leaves_sqlite_adapters_alone(
+    components: Any, served_world: Any, make_requests: Any, tmp_path: Path
+) -> None:
+    """pandas.read_sql_query on a sqlite3 connection re-registers the process's datetime
+    adapter; after it, Feast's SQLite online store wrote timestamps the service could not read."""
+    import sqlite3
+    from datetime import datetime
+
+    key = (datetime, sqlite3.PrepareProtocol)
+    before = sqlite3.adapters.get(key)
+    log = DecisionLog(tmp_path / "log.db")
+    requests = make_requests(served_world.profiles, 3, seed=41)
+    decided = decide(requests, components, seed=1)
+    log.append_decisions(requests, decided, pd.DataFrame([{"x": 1}] * 3))
+    assert len(log.decisions()) == 3 and log.feedback().empty
+    assert sqlite3.adapters.get(key) is before

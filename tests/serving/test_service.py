@@ -48,8 +48,8 @@ def service(served_world: Any) -> Iterator[str]:
          "--port", str(port)],
         cwd=Path(__file__).resolve().parents[2],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(served_world.settings.home / "service.log").open("wb"),
+        stdout=(served_world.settings.home / "service.log").open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -11,8 +11,10 @@ that state (for good if the run is killed).
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -25,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from feast import FeatureStore, RepoConfig
 from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
+from feast.infra.online_stores import sqlite as feast_sqlite
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
 from feast.online_response import OnlineResponse
@@ -137,6 +140,34 @@ def open_store(settings: Settings | None = None) -> FeatureStore:
     return store
 
 
+@contextmanager
+def feast_sqlite_times() -> Iterator[None]:
+    """Feast's own sqlite3 time adapter and converter while Feast reads or writes, then the
+    previous ones again.
+
+    Feast's SQLite online store writes event times through sqlite3's process-wide ``datetime``
+    adapter (Unix seconds) and reads them through its ``timestamp`` converter (``int(...)``).
+    Other libraries re-register both for ISO text (pandas' ``read_sql`` on a sqlite3
+    connection, ``nbformat``): profiles written after that cannot be read by another process
+    (the decision service failed with ``invalid literal for int()``).
+    """
+    key = (datetime, sqlite3.PrepareProtocol)
+    adapter, converter = sqlite3.adapters.get(key), sqlite3.converters.get("TIMESTAMP")
+    sqlite3.register_adapter(datetime, feast_sqlite.adapt_datetime_epoch)
+    sqlite3.register_converter("timestamp", feast_sqlite.convert_timestamp)
+    try:
+        yield
+    finally:
+        if adapter is None:
+            sqlite3.adapters.pop(key, None)
+        else:
+            sqlite3.register_adapter(datetime, adapter)
+        if converter is None:
+            sqlite3.converters.pop("TIMESTAMP", None)
+        else:
+            sqlite3.register_converter("timestamp", converter)
+
+
 def materialize(settings: Settings | None = None, end: datetime | None = None) -> MaterializeResult:
     """Load each customer's latest profile (as of ``end``, default: all) into the online store.
 
@@ -150,9 +181,10 @@ def materialize(settings: Settings | None = None, end: datetime | None = None) -
     latest = profiles.sort_values([ENTITY_KEY, TIMESTAMP_COLUMN], kind="stable")
     latest = latest.drop_duplicates(ENTITY_KEY, keep="last").reset_index(drop=True)
     store = open_store(settings)
-    for start in range(0, len(latest), WRITE_BATCH_ROWS):
-        batch = latest.iloc[start : start + WRITE_BATCH_ROWS]
-        store.write_to_online_store(VIEW_NAME, df=batch)
+    with feast_sqlite_times():
+        for start in range(0, len(latest), WRITE_BATCH_ROWS):
+            batch = latest.iloc[start : start + WRITE_BATCH_ROWS]
+            store.write_to_online_store(VIEW_NAME, df=batch)
     as_of = latest[TIMESTAMP_COLUMN]
     return MaterializeResult(
         profile_path=path,
@@ -259,10 +291,11 @@ def online_features(
     if not ids:
         return _online_frame(ids, selected, {}, np.zeros(0, dtype=bool))
     key = _StoreKey(settings.home, settings.features_dir, settings.online_store_url, settings)
-    response = _serving_store(key).get_online_features(
-        features=[f"{VIEW_NAME}:{feature.name}" for feature in selected],
-        entity_rows={ENTITY_KEY: ids},
-    )
+    with feast_sqlite_times():
+        response = _serving_store(key).get_online_features(
+            features=[f"{VIEW_NAME}:{feature.name}" for feature in selected],
+            entity_rows={ENTITY_KEY: ids},
+        )
     return _online_frame(ids, selected, response.to_dict(), _known(response, selected[0]))
 
 

@@ -44,7 +44,7 @@ from paynudge.config import Settings
 N_INVOICES = 2_000
 SERVED_CUSTOMERS = 400
 MIN_KILLS = 20
-KILL_AFTER_PROGRESS = (10, 120)
+KILL_AFTER_PROGRESS = (5, 80)
 """A run is killed once this many (random) more reminders or finished messages are recorded..."""
 KILL_JITTER_SECONDS = 0.3
 """... plus a random pause up to this: mid-decision, mid-commit, mid-send, mid-recovery."""

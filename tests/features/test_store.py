@@ -297,3 +297,35 @@ def test_redis_urls_become_feast_connection_strings(url: str, expected: str) -> 
 def test_bad_online_store_urls_are_refused(tmp_path: Path, url: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         open_store(Settings(home=tmp_path, online_store_url=url))
+
+
+def test_profiles_written_after_other_libraries_reset_sqlite_adapters_read_elsewhere(
+    settings: Settings, history: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    """pandas (read_sql on sqlite3) and nbformat register ISO-text datetime adapters process-wide;
+    Feast's online store must still write times that a fresh process (the service) can read."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    key = (datetime, sqlite3.PrepareProtocol)
+    saved = sqlite3.adapters.get(key), sqlite3.converters.get("TIMESTAMP")
+    sqlite3.register_adapter(datetime, lambda value: value.isoformat(" "))
+    sqlite3.register_converter("timestamp", lambda value: datetime.fromisoformat(value.decode()))
+    try:
+        _, latest = history
+        write_profiles(settings, latest)
+        materialize(settings)
+        assert sqlite3.adapters[key](datetime(2025, 1, 1)) == "2025-01-01 00:00:00"  # restored
+    finally:
+        sqlite3.adapters[key], sqlite3.converters["TIMESTAMP"] = saved
+    script = (
+        "from features.store import online_features; from paynudge.config import Settings; "
+        f"s = Settings(home={str(settings.home)!r}, "
+        f"online_store_url={settings.online_store_url!r}); "
+        f"o = online_features({list(CUSTOMERS)!r}, s); "
+        "print(int(o['known'].sum()))"
+    )
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.strip().splitlines()[-1] == str(len(CUSTOMERS))

@@ -74,12 +74,17 @@ def monitored_home(root: Path) -> Monitored:
 
 
 @pytest.fixture(scope="session")
-def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
-    """The shared monitored home; PAYNUDGE_HOME points at it for the CLI tests."""
-    found = monitored_home(tmp_path_factory.mktemp("monitored"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PAYNUDGE_HOME", str(found.settings.home))
-        patch.setenv("PAYNUDGE_FEATURES_DIR", str(found.features_dir))
-        get_settings.cache_clear()
-        yield found
+def monitored_world(tmp_path_factory: pytest.TempPathFactory) -> Monitored:
+    """The shared monitored home (built once per session)."""
+    return monitored_home(tmp_path_factory.mktemp("monitored"))
+
+
+@pytest.fixture
+def monitored(monitored_world: Monitored, monkeypatch: pytest.MonkeyPatch) -> Iterator[Monitored]:
+    """The shared monitored home, with PAYNUDGE_HOME pointing at it for the CLI during one test
+    only (a session-wide variable leaked into every later test module)."""
+    monkeypatch.setenv("PAYNUDGE_HOME", str(monitored_world.settings.home))
+    monkeypatch.setenv("PAYNUDGE_FEATURES_DIR", str(monitored_world.features_dir))
+    get_settings.cache_clear()
+    yield monitored_world
     get_settings.cache_clear()

@@ -28,9 +28,10 @@ VALID_NAME = "valid"
 ROUND_ALIASES = ("num_boost_round", "num_iterations", "num_iteration", "n_iter", "num_tree",
                  "num_trees", "num_round", "num_rounds", "n_estimators")  # fmt: skip
 """Keys in ``params`` that set the number of boosting rounds (as tuned configs may write)."""
-SINGLE_THREAD_ROWS = 20_000
+SINGLE_THREAD_ROWS = 500
 """Below this many rows, predict on one thread: starting LightGBM's OpenMP team costs more than
-the work (a single row: ~7 ms on the default threads against ~0.6 ms on one, on 2 busy cores)."""
+the work (a single row: ~7 ms on the default threads against ~0.6 ms on one, on 2 busy cores);
+a served batch of 1,000 decisions is ~10% faster on all threads."""
 JSON_SPECIAL = re.compile(r'[\[\]{}":,]')
 """Characters LightGBM refuses in feature names; the booster sees them as ``_``."""
 

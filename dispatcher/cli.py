@@ -5,20 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from paynudge.errors import PayNudgeError
+from paynudge.terminal import console, err_console, fail
 
 dispatch_app = typer.Typer(help="The reminder dispatcher: load invoices, run the workflow.")
 templates_app = typer.Typer(help="Reminder templates: preview and check them.")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _instant(text: str | None, option: str) -> object:
@@ -41,7 +34,7 @@ def load(
     try:
         report = load_folder(open_database(settings), directory, load_workflow(settings))
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print(
         f"[green]loaded[/] {report.customers:,} customers, {report.invoices:,} invoices "
         f"({report.settled:,} settled), {report.payments:,} payments, "
@@ -91,7 +84,7 @@ def run(
         finally:
             dispatcher.close()
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
 
 
 @dispatch_app.command("status")
@@ -104,7 +97,7 @@ def status() -> None:
     try:
         counts = status_counts(open_database(get_settings()))
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     table = Table(title="dispatcher")
     for column in ("table", "state", "rows"):
         table.add_column(column, justify="right" if column == "rows" else "left")
@@ -133,7 +126,7 @@ def preview(
     try:
         rendered = preview_message(get_settings(), channel, tone, language, offer, invoice)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print(f"[bold]{rendered.template}[/]", highlight=False)
     if rendered.subject is not None:
         console.print(f"Subject: {rendered.subject}\n", highlight=False)
@@ -153,7 +146,7 @@ def check() -> None:
     for problem in problems:
         err_console.print(f"[red]✗[/] {problem}", highlight=False)
     if problems:
-        raise _fail(f"{len(problems)} template(s) fail")
+        raise fail(f"{len(problems)} template(s) fail")
     console.print("[bold green]every template renders[/]")
 
 
@@ -184,7 +177,7 @@ def simulate(
         reports = {name: run.kpis for name, run in runs.items()}
         files = write_kpi_report(reports, settings.reports_directory / "kpis")
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     table = Table(title=f"collection KPIs: {customers:,} simulated customers, {months} month(s)")
     summary = compare_kpis(reports)
     table.add_column("KPI")
@@ -213,7 +206,7 @@ def tasks_list(
     try:
         tasks = task_frame(open_database(get_settings()), status or None)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     table = Table(title=f"case tasks ({len(tasks):,})")
     for column in ("task_id", "invoice_id", "stage", "reason", "status", "opened_at"):
         table.add_column(column)
@@ -233,7 +226,7 @@ def tasks_show(task_id: str = typer.Argument(..., help="The task's id.")) -> Non
     try:
         detail = task_detail(open_database(get_settings()), task_id)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     for key, value in detail.items():
         console.print(f"[bold]{key}[/]: {value}", highlight=False, markup=True)
 
@@ -253,7 +246,7 @@ def tasks_close(
     try:
         closed = close_task(open_database(get_settings()), task_id, datetime.now(UTC), note)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print("[green]closed[/]" if closed else "[yellow]already closed[/]")
 
 
@@ -270,5 +263,5 @@ def tasks_export(
     try:
         path = export_tasks(task_frame(open_database(get_settings()), status), out)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print(f"[green]wrote[/] {path}")

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
@@ -20,6 +19,7 @@ from paynudge.monitoring_cli import explain, monitor_app, reports_app
 from paynudge.policy_cli import policy_app
 from paynudge.report_cli import report_app
 from paynudge.serving_cli import score, serve
+from paynudge.terminal import console, err_console, fail
 
 if TYPE_CHECKING:
     from training.pipeline import TrainResult
@@ -31,14 +31,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str) -> typer.Exit:
-    """Print ``message`` as one red line and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 @app.command()

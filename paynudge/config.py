@@ -379,8 +379,7 @@ class DispatcherSettings(BaseModel):
     paid_already_pause_days: float = Field(
         default=3.0,
         gt=0,
-        description="Days reminders pause after a 'paid already' reply, for the payment to "
-        "arrive.",
+        description="Days reminders pause after a 'paid already' reply, for the payment to arrive.",
     )
     feedback_batch_size: int = Field(
         default=1000, ge=1, le=5000, description="Decisions per /feedback call."

@@ -7,23 +7,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from paynudge.errors import PayNudgeError
+from paynudge.terminal import console, fail
 
 if TYPE_CHECKING:
     from monitoring.publish import PublishedCheck
 
 monitor_app = typer.Typer(help="Drift and performance of the models; retraining triggers.")
 reports_app = typer.Typer(help="The analysts' reports index.")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def parse_date(text: str | None, option: str) -> pd.Timestamp | None:
@@ -100,7 +93,7 @@ def monitor_drift(
                 log,
             )
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     _show(check)
 
 
@@ -132,7 +125,7 @@ def monitor_check(
                 data=data,
             )
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     _show(outcome.check)
     if outcome.retrained is not None:
         result = outcome.retrained
@@ -174,7 +167,7 @@ def monitor_shadow(
                 grace_days=settings.late_grace_days,
             )
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print(
         f"[green]logged[/] {count:,} shadow decisions of {model.label} in {target}",
         soft_wrap=True,
@@ -200,7 +193,7 @@ def explain(
                 model, get_settings(), version, all_versions, invoice, customer
             )
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     for report in reports:
         console.print(f"[green]wrote[/] {report}", highlight=False, soft_wrap=True)
 
@@ -214,5 +207,5 @@ def reports_index() -> None:
     try:
         path = write_index(get_settings())
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print(f"[green]reports index[/]: {path.absolute()}", highlight=False, soft_wrap=True)

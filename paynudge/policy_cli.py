@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from paynudge.errors import PayNudgeError
+from paynudge.terminal import console, fail
 
 if TYPE_CHECKING:
     from paynudge.config import Settings
@@ -18,13 +18,6 @@ if TYPE_CHECKING:
     from reminder_policy.pipeline import PolicyTrainResult
 
 policy_app = typer.Typer(help="The reminder policy: learn, evaluate offline, simulate an A/B.")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _scorer(settings: Settings, use_scores: bool) -> tuple[Scorer | None, dict[str, str]]:
@@ -86,7 +79,7 @@ def policy_train(
                 decisions, settings, test_share=test_share, seed=seed, score_versions=versions
             )
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     _report(result)
 
 
@@ -121,7 +114,7 @@ def policy_update(
         with console.status("learning from the newer decisions"):
             result = update_policy(decisions, settings, test_share=test_share, seed=seed)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     _report(result)
 
 
@@ -144,7 +137,7 @@ def policy_evaluate_offline(
         with console.status("fitting the cross-fitted reward model"):
             evaluation = evaluate_offline(decisions, policy.bandit_, settings.policy, seed)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print(evaluation_table(evaluation, f"{version} on {len(decisions):,} logged decisions"))
 
 
@@ -171,7 +164,7 @@ def policy_simulate(
             )
         run_id = log_ab(table, gap, version, settings)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     shown = Table(title=f"simulated A/B: {version} on {n:,} held-out decisions (95% intervals)")
     shown.add_column("policy")
     for metric in METRICS:

@@ -6,19 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from paynudge.errors import PayNudgeError
+from paynudge.terminal import console, fail
 
 report_app = typer.Typer(help="Reports for analysts: collection KPIs.")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 @report_app.command("kpis")
@@ -56,7 +49,7 @@ def kpis(
             reports, out if out is not None else settings.home / "reports" / "kpis"
         )
     except (PayNudgeError, ValueError) as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     table = Table(title="collection KPIs")
     summary = compare_kpis(reports)
     table.add_column("KPI")

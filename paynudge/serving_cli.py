@@ -9,22 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from paynudge.errors import PayNudgeError
+from paynudge.terminal import console, fail
 
 if TYPE_CHECKING:
     from paynudge.config import Settings
 
-console = Console()
-err_console = Console(stderr=True)
 LOOPBACK_NAMES = ("localhost",)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _loopback(host: str) -> bool:
@@ -57,7 +50,7 @@ def serve(
     env = dict(os.environ)
     if dev:
         if not _loopback(host):
-            raise _fail(f"--dev serves without a token: only on a loopback address, not {host}")
+            raise fail(f"--dev serves without a token: only on a loopback address, not {host}")
         os.environ[DEV_MODE_ENV] = env[DEV_MODE_ENV] = "1"
         get_settings.cache_clear()
     try:
@@ -66,9 +59,9 @@ def serve(
             required_token(settings)
         missing = missing_components(settings)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     if missing:
-        raise _fail(
+        raise fail(
             f"no champion version of {', '.join(missing)} in {settings.mlflow_tracking_uri}; "
             "train them first (`make demo` does)"
         )
@@ -88,7 +81,7 @@ def _show_sample(settings: Settings, data: Path | None, n: int, seed: int) -> No
         with console.status("starting the decision service and asking it"):
             requests, decisions = sample_decisions(settings, tables, n, seed)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     console.print(f"[bold]{len(decisions)} decisions of the live service (explain: true)[/]")
     for request, decision in zip(requests, decisions, strict=True):
         when = (
@@ -126,7 +119,7 @@ def score(
         decision_log = DecisionLog(default_log_path(settings)) if log else None
         result = score_file(input, output, components, decision_log, explain=explain, seed=seed)
     except PayNudgeError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     table = Table(title=f"{result.decisions:,} decisions -> {result.output}")
     table.add_column("action")
     table.add_column("decisions", justify="right")

@@ -56,8 +56,8 @@ def action_codes(channel: object, tone: object, offer: object) -> np.ndarray:
     return np.where(contact, code, 0).astype(np.int64)
 
 
-def action_frame(actions: np.ndarray) -> pd.DataFrame:
-    """Channel, tone and offer names of action codes (None for no contact)."""
+def action_names(actions: np.ndarray) -> dict[str, np.ndarray]:
+    """Channel, tone and offer names of action codes (None for no contact), as arrays."""
     actions = np.asarray(actions, dtype=np.int64)
     contact = actions > 0
 
@@ -65,13 +65,11 @@ def action_frame(actions: np.ndarray) -> pd.DataFrame:
         out = np.array(vocabulary, dtype=object)[np.maximum(index[actions], 0)]
         return np.where(contact, out, None)
 
-    return pd.DataFrame(
-        {
-            "channel": names(ACTION_CHANNEL, CHANNELS),
-            "tone": names(ACTION_TONE, TONES),
-            "offer": names(ACTION_OFFER, OFFERS),
-        }
-    )
+    return {
+        "channel": names(ACTION_CHANNEL, CHANNELS),
+        "tone": names(ACTION_TONE, TONES),
+        "offer": names(ACTION_OFFER, OFFERS),
+    }
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ catalogue and on which scores are present: serving builds the very same matrix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,19 +54,35 @@ def policy_contexts(
     scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The context matrix (float64, finite) of each decision, columns :func:`context_columns`."""
-    missing = [f.name for f in ALL_FEATURES if f.name not in features.columns]
+    score_columns = None if scores is None else {name: scores[name] for name in scores.columns}
+    matrix = context_matrix(features, stage, days_left, stages, score_columns)
+    names = list(context_columns(stages, list(score_columns or {})))
+    return pd.DataFrame(matrix, columns=names, index=features.index)
+
+
+def context_matrix(
+    features: pd.DataFrame | Mapping[str, np.ndarray],
+    stage: pd.Series | np.ndarray,
+    days_left: np.ndarray,
+    stages: Sequence[str],
+    scores: Mapping[str, object] | None = None,
+) -> np.ndarray:
+    """:func:`policy_contexts` as a bare array, from a frame or feature rows (name -> array):
+    what serving scores with, without a frame around it."""
+    present = features.columns if isinstance(features, pd.DataFrame) else features
+    missing = [f.name for f in ALL_FEATURES if f.name not in present]
     if missing:
         raise DataError(f"features lack column(s) {', '.join(missing[:5])} for the policy context")
-    score_names = [] if scores is None else list(scores.columns)
+    score_names = list(scores or {})
     columns = context_columns(stages, score_names)
     # One preallocated matrix filled in the order of context_columns: no frame per column.
-    out = np.empty((len(features), len(columns)), dtype=np.float64)
+    out = np.empty((len(days_left), len(columns)), dtype=np.float64)
     j = 0
     for feature in ALL_FEATURES:
         values = features[feature.name]
         if feature.kind == "category":
             for value in VOCABULARIES[feature.name]:
-                out[:, j] = (values == value).to_numpy(dtype=np.float64)
+                out[:, j] = np.asarray(values == value, dtype=np.float64)
                 j += 1
             continue
         numbers = _numbers(values)
@@ -82,16 +98,18 @@ def policy_contexts(
     out[:, j] = np.asarray(days_left, dtype=np.float64)
     for name in score_names:
         j += 1
-        out[:, j] = scores[name].to_numpy(dtype=np.float64)  # type: ignore[index]
+        out[:, j] = np.asarray(scores[name], dtype=np.float64)  # type: ignore[index]
         if not np.isfinite(out[:, j]).all():
             raise DataError(f"score {name!r}: expected finite probabilities")
-    return pd.DataFrame(out, columns=list(columns), index=features.index)
+    return out
 
 
-def _numbers(values: pd.Series) -> np.ndarray:
+def _numbers(values: pd.Series | np.ndarray) -> np.ndarray:
     """A feature as float64, NaN where missing, not a number or not finite."""
-    if values.dtype.kind in "biuf":
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        numbers = values.astype(np.float64, copy=False)
+    elif isinstance(values, pd.Series) and values.dtype.kind in "biuf":
         numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
-        numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce").astype("float64").to_numpy()
     return np.where(np.isfinite(numbers), numbers, np.nan)

@@ -12,10 +12,13 @@ same inputs and seed give the same decisions whether they come one by one or in 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -23,18 +26,23 @@ import pandas as pd
 from paynudge.config import Settings
 from paynudge.errors import DataError
 from paynudge.vocabulary import CHANNELS, consent_column, opt_out_column
-from reminder_policy.actions import ACTION_NAMES, action_frame
-from reminder_policy.context import days_to_due, policy_contexts
+from reminder_policy.actions import ACTION_NAMES, action_names
+from reminder_policy.context import DAY_NS, context_columns, context_matrix
 from reminder_policy.guardrails import GuardrailInputs, apply_guardrails
 from reminder_policy.learner import ContextualBandit
 from serving.explanation import top_reasons
+from serving.feature_rows import FeatureRows, flags
 from serving.invoice_features import KNOWN_COLUMN, invoice_features
 from serving.schemas import Decision, DecisionRequest, Reason, Scores
 from serving.send_time import candidate_hours, local_times, plan_send_times
 from training.model import CalibratedLightGBM
 
-ProfileLookup = Callable[[list[str]], pd.DataFrame]
+ProfileLookup = Callable[[list[str]], FeatureRows]
 """Customer ids -> their online profiles (catalogue features and ``known``), in order."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NAT = np.iinfo(np.int64).min
+_context_columns = lru_cache(maxsize=8)(context_columns)
 
 SCORE_COLUMNS = {"late_payment_probability": "late_payment", "churn_probability": "churn"}
 """Policy context column -> the model producing it (as in reminder_policy.scores)."""
@@ -74,8 +82,8 @@ class Components:
 class ScoredBatch:
     """Features and scores of a batch of requests (what :func:`score` computes)."""
 
-    features: pd.DataFrame
-    scores: pd.DataFrame
+    features: FeatureRows
+    scores: dict[str, np.ndarray]
     """``late_payment_probability`` and ``churn_probability``."""
     cold_start: np.ndarray
     explanations: list[list[dict[str, object]]] | None
@@ -88,7 +96,7 @@ class Chosen:
     action: np.ndarray
     propensity: np.ndarray
     expected_reward: np.ndarray
-    message: pd.DataFrame
+    message: dict[str, np.ndarray]
     """channel, tone, offer (None for no contact) and stage."""
     send_at: pd.DatetimeIndex
     open_probability: np.ndarray
@@ -99,18 +107,16 @@ def score_batch(
 ) -> ScoredBatch:
     """Online features of each request's invoice, the two risk scores and, if asked, reasons."""
     ids = [request.customer_id for request in requests]
-    profiles = components.profiles(ids).reset_index(drop=True)
+    profiles = components.profiles(ids)
     features = invoice_features(profiles, requests)
-    scores = pd.DataFrame(
-        {
-            column: components.models[name].estimator.predict_proba(features)[:, 1]
-            for column, name in SCORE_COLUMNS.items()
-        }
-    )
+    scores = {
+        column: components.models[name].estimator.predict_proba(features)[:, 1]
+        for column, name in SCORE_COLUMNS.items()
+    }
     explanations = None
     if explain:
         explanations = top_reasons(components.models["late_payment"].estimator, features)
-    cold_start = ~profiles[KNOWN_COLUMN].to_numpy(dtype=bool)
+    cold_start = ~flags(profiles[KNOWN_COLUMN])
     return ScoredBatch(features, scores, cold_start, explanations)
 
 
@@ -123,8 +129,8 @@ def score(
         Scores(
             customer_id=request.customer_id,
             invoice_id=request.invoice_id,
-            late_payment_probability=float(batch.scores["late_payment_probability"].iloc[i]),
-            churn_probability=float(batch.scores["churn_probability"].iloc[i]),
+            late_payment_probability=float(batch.scores["late_payment_probability"][i]),
+            churn_probability=float(batch.scores["churn_probability"][i]),
             cold_start=bool(batch.cold_start[i]),
             explanation=_reasons(batch.explanations, i),
         )
@@ -138,13 +144,26 @@ def _reasons(explanations: list[list[dict[str, object]]] | None, i: int) -> list
     return [Reason.model_validate(reason) for reason in explanations[i]]
 
 
-def _times(values: Sequence[object]) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype=object), utc=True))
+def _nanoseconds(value: datetime | None) -> int:
+    """Nanoseconds since 1970 UTC of an aware time (a naive one is taken as UTC); None is NaT."""
+    if value is None:
+        return _NAT
+    if isinstance(value, pd.Timestamp):
+        return (value if value.tz else value.tz_localize("UTC")).as_unit("ns").value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _MICROSECOND * 1000
 
 
-def due_ends(due_dates: Sequence[object], zones: np.ndarray) -> pd.DatetimeIndex:
+def _times(values: Sequence[datetime | None]) -> pd.DatetimeIndex:
+    """Request times as a UTC index (one conversion per value, no parsing)."""
+    return pd.DatetimeIndex(np.array([_nanoseconds(v) for v in values], dtype=np.int64), tz="UTC")
+
+
+def due_ends(due_dates: Sequence[date], zones: np.ndarray) -> pd.DatetimeIndex:
     """End of each due date (next local midnight) in the customer's zone, as UTC instants."""
-    naive = pd.DatetimeIndex(pd.to_datetime(pd.Series(due_dates))) + pd.Timedelta(days=1)
+    days = np.array(due_dates, dtype="datetime64[D]") + np.timedelta64(1, "D")
+    naive = pd.DatetimeIndex(days.astype("datetime64[ns]"))
     out = np.empty(len(naive), dtype=np.int64)
     for zone in pd.unique(zones):
         rows = np.flatnonzero(zones == zone)
@@ -153,14 +172,9 @@ def due_ends(due_dates: Sequence[object], zones: np.ndarray) -> pd.DatetimeIndex
     return pd.DatetimeIndex(out, tz="UTC")
 
 
-def _flags(features: pd.DataFrame, column: str) -> np.ndarray:
-    """A boolean feature with unknown as False (no consent unless known: the safe side)."""
-    return features[column].astype("boolean").fillna(False).to_numpy(dtype=bool)
-
-
 def guardrail_inputs(
     requests: Sequence[DecisionRequest],
-    features: pd.DataFrame,
+    features: FeatureRows,
     zones: np.ndarray,
     due_at: pd.DatetimeIndex,
 ) -> GuardrailInputs:
@@ -173,13 +187,13 @@ def guardrail_inputs(
         send_at=_times([request.now for request in requests]),
         timezone=zones,
         due_at=due_at,
-        consent=np.column_stack([_flags(features, consent_column(c)) for c in CHANNELS]),
-        opted_out=np.column_stack([_flags(features, opt_out_column(c)) for c in CHANNELS]),
+        consent=np.column_stack([flags(features[consent_column(c)]) for c in CHANNELS]),
+        opted_out=np.column_stack([flags(features[opt_out_column(c)]) for c in CHANNELS]),
         calls_7d=counts("calls_7d"),
         messages_invoice_7d=counts("messages_invoice_7d"),
         messages_customer_24h=counts("messages_customer_24h"),
         dispute_open=np.array([request.dispute_open for request in requests], dtype=bool),
-        hardship=_flags(features, "hardship_90d"),
+        hardship=flags(features["hardship_90d"]),
         paid=np.array([request.paid for request in requests], dtype=bool),
         promise_until=_times([request.promise_until for request in requests]),
         send_before=_times([request.send_before for request in requests]),
@@ -194,17 +208,21 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
+def decision_key(request: DecisionRequest) -> bytes:
+    """What identifies a decision: customer, invoice, stage and decision time (to the ns)."""
+    parts = (request.customer_id, request.invoice_id, request.stage, str(_nanoseconds(request.now)))
+    return "\x1f".join(parts).encode()
+
+
 def decision_draws(requests: Sequence[DecisionRequest], seed: int) -> np.ndarray:
     """A uniform number in [0, 1) per decision, from the seed and the decision's key."""
-    keys = pd.DataFrame(
-        {
-            "customer_id": [request.customer_id for request in requests],
-            "invoice_id": [request.invoice_id for request in requests],
-            "stage": [request.stage for request in requests],
-            "now": _times([request.now for request in requests]),
-        }
+    hashed = np.array(
+        [
+            int.from_bytes(hashlib.blake2b(decision_key(request), digest_size=8).digest(), "big")
+            for request in requests
+        ],
+        dtype=np.uint64,
     )
-    hashed = pd.util.hash_pandas_object(keys, index=False).to_numpy(dtype=np.uint64)
     bits = _mix(hashed ^ _mix(np.array([seed], dtype=np.uint64)))
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
@@ -230,7 +248,7 @@ class DecidedBatch:
     """Decisions with the feature rows they were made on (for the decision log)."""
 
     decisions: list[Decision]
-    features: pd.DataFrame
+    features: FeatureRows
 
 
 def decide(
@@ -253,7 +271,7 @@ def decide_batch(
 ) -> DecidedBatch:
     """:func:`decide`, also returning the feature rows."""
     if not requests:
-        return DecidedBatch([], pd.DataFrame())
+        return DecidedBatch([], {})
     spec = components.policy_spec
     stages = list(spec["stages"])
     _check_stages(requests, stages)
@@ -263,27 +281,14 @@ def decide_batch(
     due_at = due_ends([request.due_date for request in requests], zones)
     inputs = guardrail_inputs(requests, batch.features, zones, due_at)
     guard = apply_guardrails(inputs, settings.policy.guardrails)
-    score_columns = [column for column in spec.get("scores", {}) if column in batch.scores]
-    contexts = policy_contexts(
-        batch.features,
-        np.array([request.stage for request in requests], dtype=object),
-        days_to_due(pd.Series(inputs.send_at), pd.Series(due_at)),
-        stages,
-        batch.scores[score_columns] if score_columns else None,
-    )
-    if list(contexts.columns) != list(spec["context_columns"]):
-        raise DataError(
-            f"policy {components.policy_version} expects other context columns than serving "
-            "builds; retrain the policy with the current features and score models"
-        )
-    context_matrix = contexts.to_numpy()
-    action_dist = components.bandit.action_distribution(context_matrix, guard.allowed)
+    stage = np.array([request.stage for request in requests], dtype=object)
+    contexts = _contexts(components, batch, stage, inputs.send_at, due_at)
+    action_dist = components.bandit.action_distribution(contexts, guard.allowed)
     draws = decision_draws(requests, seed if seed is not None else secrets.randbits(63))
     action, propensity = choose_actions(action_dist, draws)
-    rewards = components.bandit.predict_rewards(context_matrix, guard.allowed)
+    rewards = components.bandit.predict_rewards(contexts, guard.allowed)
     expected_reward = rewards[np.arange(len(action)), action]
-    message = action_frame(action)
-    message["stage"] = [request.stage for request in requests]
+    message = {**action_names(action), "stage": stage}
     hours = candidate_hours(settings.send_hours, settings.policy.guardrails.quiet_hours)
     plan = plan_send_times(
         batch.features, message, guard.send_at, inputs.send_before, zones,
@@ -293,6 +298,27 @@ def decide_batch(
                     plan.open_probability)  # fmt: skip
     decisions = _decisions(requests, components, batch, chosen, zones, guard.reasons())
     return DecidedBatch(decisions, batch.features)
+
+
+def _contexts(
+    components: Components,
+    batch: ScoredBatch,
+    stage: np.ndarray,
+    decided_at: pd.DatetimeIndex,
+    due_at: pd.DatetimeIndex,
+) -> np.ndarray:
+    """The policy's context matrix, checked against the columns the policy was trained on."""
+    spec = components.policy_spec
+    names = tuple(spec.get("scores", {}))
+    expected = _context_columns(tuple(spec["stages"]), names)
+    if not set(names) <= set(batch.scores) or list(expected) != list(spec["context_columns"]):
+        raise DataError(
+            f"policy {components.policy_version} expects other context columns than serving "
+            "builds; retrain the policy with the current features and score models"
+        )
+    scores = {name: batch.scores[name] for name in names}
+    days_left = (due_at.as_unit("ns").asi8 - decided_at.as_unit("ns").asi8) / DAY_NS
+    return context_matrix(batch.features, stage, days_left, spec["stages"], scores)
 
 
 def _decisions(
@@ -307,10 +333,9 @@ def _decisions(
     contact = chosen.action > 0
     local = local_times(chosen.send_at, zones)
     versions = components.model_versions
-    late = batch.scores["late_payment_probability"].to_numpy()
-    churn = batch.scores["churn_probability"].to_numpy()
-    message = chosen.message
-    channel, tone, offer = (message[c].to_numpy(dtype=object) for c in ("channel", "tone", "offer"))
+    late = batch.scores["late_payment_probability"]
+    churn = batch.scores["churn_probability"]
+    channel, tone, offer = (chosen.message[c] for c in ("channel", "tone", "offer"))
     opens = chosen.open_probability
     return [
         Decision.model_construct(

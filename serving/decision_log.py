@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from paynudge.config import Settings
+from serving.feature_rows import FeatureRows, feature_records
 from serving.schemas import Decision, DecisionRequest, Feedback
 
 LOG_FOLDER = "serving"
@@ -104,12 +105,11 @@ class DecisionLog:
         self,
         requests: Sequence[DecisionRequest],
         decisions: Sequence[Decision],
-        features: pd.DataFrame,
+        features: FeatureRows,
     ) -> None:
         """Log each decision with its request and feature row."""
         now = datetime.now(UTC).isoformat()
-        rows_json = features.to_json(orient="records", lines=True, date_format="iso")
-        feature_rows = rows_json.splitlines() if len(features) else []
+        feature_rows = [json.dumps(record) for record in feature_records(features)]
         rows = [
             (
                 str(decision.decision_id), now, request.now.isoformat(), decision.customer_id,

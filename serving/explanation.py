@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import by_name
+from serving.feature_rows import FeatureRows, feature_records
 from training.model import CalibratedLightGBM
 
 TOP_REASONS = 3
@@ -117,15 +118,20 @@ def _plain(value: object) -> float | int | bool | str | None:
 
 
 def top_reasons(
-    model: CalibratedLightGBM, features: pd.DataFrame, top: int = TOP_REASONS
+    model: CalibratedLightGBM, features: pd.DataFrame | FeatureRows, top: int = TOP_REASONS
 ) -> list[list[dict[str, object]]]:
-    """Per row, the ``top`` features by |SHAP value| with value, contribution and sentence."""
-    contributions = model.contributions(features[model.feature_names_])
+    """Per row, the ``top`` features by |SHAP value| with value, contribution and sentence
+    (``features``: a frame or the decision path's feature rows)."""
+    contributions = model.contributions(features)
     values = contributions.drop(columns="bias").to_numpy()
     names = np.array(model.feature_names_, dtype=object)
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
     reasons = []
-    rows = features.to_dict("records")  # plain dicts: a Series per row costs more than the SHAP
+    # Plain dicts: a Series per row costs more than the SHAP values.
+    if isinstance(features, pd.DataFrame):
+        rows = features.to_dict("records")
+    else:
+        rows = feature_records(features)
     for i, columns in enumerate(order):
         row = rows[i]
         reasons.append(

@@ -19,21 +19,24 @@ Then the request's ``overrides`` replace any feature, bill features included.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from features.catalog import ALL_FEATURES, by_name
-from features.store import ONLINE_DTYPES
+from paynudge.errors import DataError
+from serving.feature_rows import FeatureRows
 from serving.schemas import DecisionRequest
 
 KNOWN_COLUMN = "known"
-"""The online frame's flag: False for customers the store does not hold (cold start)."""
+"""The online rows' flag: False for customers the store does not hold (cold start)."""
+
+_CATALOGUE = by_name()
+_NUMBER_KINDS = {"int": "whole numbers", "float": "numbers", "bool": "true, false or null"}
 
 
-def _floats(frame: pd.DataFrame, column: str) -> np.ndarray:
-    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+def _floats(values: object) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -41,63 +44,61 @@ def _divide(numerator: np.ndarray, denominator: np.ndarray, usable: np.ndarray) 
         return np.where(usable, numerator / np.where(usable, denominator, 1.0), np.nan)
 
 
-def bill_features(profiles: pd.DataFrame, amount: np.ndarray) -> pd.DataFrame:
-    """The five bill features of invoices of ``amount`` for the customers of ``profiles``."""
-    fee = _floats(profiles, "monthly_fee")
-    mean = _floats(profiles, "trailing_mean_amount")
-    last_amount = _floats(profiles, "amount")
-    last_zscore = _floats(profiles, "amount_zscore")
+def bill_features(profiles: Mapping[str, object], amount: np.ndarray) -> FeatureRows:
+    """The five bill features of invoices of ``amount`` for the customers of ``profiles``
+    (feature rows or a frame with float columns)."""
+    fee = _floats(profiles["monthly_fee"])
+    mean = _floats(profiles["trailing_mean_amount"])
+    last_amount = _floats(profiles["amount"])
+    last_zscore = _floats(profiles["amount_zscore"])
     usable_z = np.isfinite(last_zscore) & (last_zscore != 0) & np.isfinite(mean)
     std = _divide(last_amount - mean, last_zscore, usable_z)
     usable_std = np.isfinite(std) & (std > 0)
-    return pd.DataFrame(
-        {
-            "amount": amount,
-            "amount_to_fee": _divide(amount, fee, np.isfinite(fee) & (fee > 0)),
-            "trailing_mean_amount": mean,
-            "amount_ratio": _divide(amount, mean, np.isfinite(mean) & (mean > 0)),
-            "amount_zscore": _divide(amount - mean, std, usable_std),
-        },
-        index=profiles.index,
-    )
+    return {
+        "amount": amount,
+        "amount_to_fee": _divide(amount, fee, np.isfinite(fee) & (fee > 0)),
+        "trailing_mean_amount": mean,
+        "amount_ratio": _divide(amount, mean, np.isfinite(mean) & (mean > 0)),
+        "amount_zscore": _divide(amount - mean, std, usable_std),
+    }
 
 
-def apply_overrides(features: pd.DataFrame, overrides: Sequence[dict[str, object]]) -> None:
-    """Write each row's override values into ``features`` (in place), column by column."""
-    catalogue = by_name()
+def override_value(name: str, value: object) -> object:
+    """An override as the feature rows hold it (float, or str for categories); a value of the
+    wrong kind is refused with a :class:`DataError` naming the feature."""
+    kind = _CATALOGUE[name].kind
+    if value is None:
+        return None if kind == "category" else np.nan
+    if kind == "category":
+        return str(value)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": number and float(value).is_integer(),  # type: ignore[arg-type]
+        "float": number,
+    }[kind]
+    if not ok:
+        raise DataError(f"overrides.{name}: expected {_NUMBER_KINDS[kind]}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def apply_overrides(features: FeatureRows, overrides: Sequence[dict[str, object]]) -> None:
+    """Write each row's override values into ``features`` (replacing, never mutating, a column:
+    the cached profile rows may share its array)."""
     names = sorted({name for row in overrides for name in row})
     for name in names:
-        rows = [i for i, row in enumerate(overrides) if name in row]
-        values = pd.array([overrides[i][name] for i in rows], dtype=object)
-        column = features[name].astype(object)
-        column.iloc[rows] = values
-        dtype = ONLINE_DTYPES[catalogue[name].kind]
-        features[name] = _typed(column, dtype, name)
+        column = features[name].copy()
+        for i, row in enumerate(overrides):
+            if name in row:
+                column[i] = override_value(name, row[name])
+        features[name] = column
 
 
-def _typed(column: pd.Series, dtype: str, name: str) -> pd.Series:
-    """An overridden column back in its online dtype; a value of the wrong kind is refused."""
-    from paynudge.errors import DataError
-
-    try:
-        if dtype == "object":
-            return column.where(column.isna(), column.astype(str))
-        if dtype == "boolean":
-            ok = column.map(lambda v: v is None or v is pd.NA or isinstance(v, bool | np.bool_))
-            if not ok.all():
-                raise ValueError("expected true, false or null")
-        return column.astype(dtype)
-    except (TypeError, ValueError) as error:
-        raise DataError(f"overrides.{name}: expected {dtype} values ({error})") from None
-
-
-def invoice_features(profiles: pd.DataFrame, requests: Sequence[DecisionRequest]) -> pd.DataFrame:
+def invoice_features(profiles: FeatureRows, requests: Sequence[DecisionRequest]) -> FeatureRows:
     """Catalogue features of each request's invoice, in request order (profile order)."""
-    amount = np.array([request.amount for request in requests], dtype=float)
-    features = profiles[[feature.name for feature in ALL_FEATURES]].copy()
-    bills = bill_features(profiles, amount)
-    for column in bills.columns:
-        features[column] = bills[column]
+    amount = np.array([request.amount for request in requests], dtype=np.float64)
+    features = {feature.name: profiles[feature.name] for feature in ALL_FEATURES}
+    features.update(bill_features(profiles, amount))
     overrides = [request.overrides for request in requests]
     if any(overrides):
         apply_overrides(features, overrides)

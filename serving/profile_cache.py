@@ -6,9 +6,10 @@ Reading profiles through Feast's Python SDK costs ~7 ms for one customer and ~0.
 time of a materialisation; a reload of the service builds a new, empty cache. Unknown customers
 are cached too (as unknown): a profile materialised later is seen once their entry expires.
 
-Rows are kept in the frames the store returned ("chunks"), located through a dict by customer
-id: a hash lookup per id is what a cache is, and it never copies the cached table on a miss.
-When chunks pile up (many small misses) the live rows are compacted into one frame.
+Rows are kept as the store returned them ("chunks", turned once into
+:data:`~serving.feature_rows.FeatureRows`), located through a dict by customer id: a hash lookup
+per id is what a cache is, and it never copies the cached table on a miss. When chunks pile up
+(many small misses) the live rows are compacted into one chunk.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from serving.feature_rows import FeatureRows, concat_rows, rows_of_frame, take_rows
+
 ProfileLookup = Callable[[list[str]], pd.DataFrame]
 MAX_CHUNKS = 32
 """Compact the live rows into one frame beyond this many chunks."""
@@ -30,7 +33,8 @@ the sort is not paid on every miss)."""
 
 class ProfileCache:
     """``lookup`` with each customer's row reused for ``ttl_seconds`` (at most ``max_customers``
-    kept; the least recently read go first). Called like ``lookup``: ids in, rows in order."""
+    kept; the least recently read go first). Called with ids, it returns their rows in order, as
+    :data:`~serving.feature_rows.FeatureRows`."""
 
     def __init__(
         self,
@@ -43,7 +47,7 @@ class ProfileCache:
         self.ttl_seconds = ttl_seconds
         self.max_customers = max_customers
         self.clock = clock
-        self._chunks: dict[int, pd.DataFrame] = {}
+        self._chunks: dict[int, FeatureRows] = {}
         self._where: dict[str, tuple[int, int, float]] = {}
         """customer id -> (chunk, row in it, when it was read)."""
         self._next_chunk = 0
@@ -51,10 +55,10 @@ class ProfileCache:
         self.hits = 0
         self.misses = 0
 
-    def __call__(self, customer_ids: Sequence[str]) -> pd.DataFrame:
+    def __call__(self, customer_ids: Sequence[str]) -> FeatureRows:
         ids = list(customer_ids)
         if self.ttl_seconds <= 0 or not ids:
-            return self.lookup(ids)
+            return rows_of_frame(self.lookup(ids))
         with self._lock:
             now = self.clock()
             limit = now - self.ttl_seconds
@@ -62,10 +66,10 @@ class ProfileCache:
             self.misses += len(stale)
             self.hits += len(ids) - len(stale)
             if stale:
-                self._add(self.lookup(stale).reset_index(drop=True), stale, now)
+                self._add(rows_of_frame(self.lookup(stale)), stale, now)
             return self._rows(ids)
 
-    def _add(self, fetched: pd.DataFrame, ids: list[str], now: float) -> None:
+    def _add(self, fetched: FeatureRows, ids: list[str], now: float) -> None:
         chunk = self._next_chunk
         self._next_chunk += 1
         self._chunks[chunk] = fetched
@@ -79,18 +83,18 @@ class ProfileCache:
         if len(self._chunks) > MAX_CHUNKS:
             self._compact()
 
-    def _rows(self, ids: list[str]) -> pd.DataFrame:
+    def _rows(self, ids: list[str]) -> FeatureRows:
         """The cached rows of ``ids`` in order (each chunk sliced once)."""
         located = np.array([self._where[i][:2] for i in ids], dtype=np.int64).reshape(-1, 2)
+        chunks = located[:, 0]
+        if (chunks == chunks[0]).all():
+            return take_rows(self._chunks[int(chunks[0])], located[:, 1])
         parts, order = [], []
-        for chunk in np.unique(located[:, 0]):
-            selected = np.flatnonzero(located[:, 0] == chunk)
-            parts.append(self._chunks[int(chunk)].iloc[located[selected, 1]])
+        for chunk in np.unique(chunks):
+            selected = np.flatnonzero(chunks == chunk)
+            parts.append(take_rows(self._chunks[int(chunk)], located[selected, 1]))
             order.append(selected)
-        frame = parts[0] if len(parts) == 1 else pd.concat(parts)
-        if len(parts) > 1:
-            frame = frame.iloc[np.argsort(np.concatenate(order), kind="stable")]
-        return frame.reset_index(drop=True)
+        return take_rows(concat_rows(parts), np.argsort(np.concatenate(order), kind="stable"))
 
     def _compact(self) -> None:
         """Move the live rows into one chunk; drop the rest."""

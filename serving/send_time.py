@@ -12,12 +12,14 @@ probability.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from features.labels import OBSERVED_OPEN_CHANNELS
+from serving.feature_rows import FeatureRows, take_rows
 from training.model import CalibratedLightGBM
 
 NS_PER_HOUR = 3_600 * 10**9
@@ -62,20 +64,20 @@ def _to_utc(wall: np.ndarray, zones: np.ndarray) -> np.ndarray:
 
 
 def plan_send_times(
-    features: pd.DataFrame,
-    message: pd.DataFrame,
+    features: FeatureRows,
+    message: Mapping[str, np.ndarray],
     earliest: pd.DatetimeIndex,
     send_before: pd.DatetimeIndex,
     zones: np.ndarray,
     model: CalibratedLightGBM,
     hours: np.ndarray,
 ) -> SendPlan:
-    """The best candidate send time of each message (``message``: channel, tone, offer, stage;
-    rows with no channel are no contact and keep ``earliest``)."""
-    n = len(features)
+    """The best candidate send time of each message (``message``: channel, tone, offer, stage
+    arrays; rows with no channel are no contact and keep ``earliest``)."""
+    n = len(earliest)
     send_at = earliest.as_unit("ns").asi8.copy()
     probability = np.full(n, np.nan)
-    channel = message["channel"].to_numpy(dtype=object)
+    channel = np.asarray(message["channel"], dtype=object)
     rows = np.flatnonzero(np.isin(channel, OBSERVED_OPEN_CHANNELS))
     if rows.size == 0:
         return SendPlan(pd.DatetimeIndex(send_at, tz="UTC"), probability)
@@ -95,12 +97,12 @@ def plan_send_times(
     candidate_hours = np.column_stack([first_hour, np.broadcast_to(hours, (rows.size, k - 1))])
     # Candidates of a message differ only in the hour: build each message's row once, then
     # repeat it and set the hour column.
-    frame = features.iloc[rows].reset_index(drop=True)
-    frame["send_hour"] = 0
-    frame["send_weekday"] = pd.DatetimeIndex(day).dayofweek.to_numpy().astype(np.int64)
+    candidates = take_rows(features, rows)
+    candidates["send_hour"] = np.zeros(rows.size)
+    candidates["send_weekday"] = weekday(day)
     for column in ("channel", "tone", "offer", "stage"):
-        frame[column] = message[column].to_numpy(dtype=object)[rows]
-    matrix = np.repeat(model.feature_matrix(frame), k, axis=0)
+        candidates[column] = np.asarray(message[column], dtype=object)[rows]
+    matrix = np.repeat(model.feature_matrix(candidates), k, axis=0)
     matrix[:, model.feature_index("send_hour")] = candidate_hours.reshape(-1)
     scores = model.predict_proba_matrix(matrix)[:, 1].reshape(rows.size, k)
     scores = np.where(valid, scores, -np.inf)
@@ -109,6 +111,12 @@ def plan_send_times(
     send_at[rows] = utc[picked, best]
     probability[rows] = scores[picked, best]
     return SendPlan(pd.DatetimeIndex(send_at, tz="UTC"), probability)
+
+
+def weekday(day: np.ndarray) -> np.ndarray:
+    """Day of the week of datetime64 dates, Monday 0 (1 January 1970 was a Thursday)."""
+    days = day.astype("datetime64[D]").astype(np.int64)
+    return ((days + 3) % 7).astype(np.float64)
 
 
 def local_times(times: pd.DatetimeIndex, zones: np.ndarray) -> list[pd.Timestamp]:

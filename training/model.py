@@ -10,7 +10,7 @@ and the same validation rows fit the calibrator (see :mod:`training.calibration`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Self
 
@@ -91,8 +91,12 @@ def canonical_params(params: dict) -> dict:
     return {renamed.get(key, key): value for key, value in params.items()}
 
 
-def numeric_column(values: pd.Series, name: str) -> np.ndarray:
+def numeric_column(values: pd.Series | np.ndarray, name: str) -> np.ndarray:
     """A feature as floats: booleans as 0/1, times as days since 1970, missing as NaN."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "biuf":  # feature rows of the decision path: already numbers
+            return values.astype(float, copy=False)
+        values = pd.Series(values)
     if values.dtype.kind in "biuf":  # the common case first: numbers and booleans
         return values.to_numpy(dtype=float, na_value=np.nan)
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -108,6 +112,17 @@ def numeric_column(values: pd.Series, name: str) -> np.ndarray:
         raise DataError(
             f"feature {name!r} (dtype {values.dtype}) is neither numeric nor declared categorical"
         ) from None
+
+
+def category_codes(values: pd.Series | np.ndarray, categories: list) -> np.ndarray:
+    """Positions of ``values`` among ``categories`` as floats, NaN when missing or unseen (what
+    LightGBM reads from a pandas categorical). Arrays go through a dict: a categorical per call
+    costs more than scoring a few rows."""
+    if isinstance(values, np.ndarray):
+        position = {category: float(i) for i, category in enumerate(categories)}
+        return np.array([position.get(value, np.nan) for value in values.tolist()], dtype=float)
+    codes = pd.Categorical(values, categories=categories).codes
+    return np.where(codes < 0, np.nan, codes)
 
 
 def prediction_threads(rows: int) -> int:
@@ -227,11 +242,11 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         )
         self.calibrator_ = fit_calibrator(self.calibration_, raw_valid, y_valid)
 
-    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_raw(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
         """The uncalibrated margin (log-odds) of the booster at its best iteration."""
         return self._raw(self.feature_matrix(X))
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
         """Calibrated probabilities, shape ``(n, 2)``: columns class 0 and class 1."""
         return self.predict_proba_matrix(self.feature_matrix(X))
 
@@ -242,18 +257,19 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         positive = self.calibrator_.predict(self._raw(matrix))
         return np.column_stack([1.0 - positive, positive])
 
-    def feature_matrix(self, X: pd.DataFrame) -> np.ndarray:
+    def feature_matrix(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
         """The rows as the booster reads them, float64 in fit order: categoricals as codes of
         the learned categories (NaN when missing or unseen, as LightGBM does for pandas input),
         the rest as float32 values (see :meth:`_matrix`). Built column by column into one array:
-        no intermediate frame, which dominates the cost of scoring a few rows."""
+        no intermediate frame, which dominates the cost of scoring a few rows. ``X`` is a frame
+        or a mapping of column name to array (the decision path's feature rows)."""
         check_is_fitted(self)
         self._check_columns(X)
-        out = np.empty((len(X), len(self.feature_names_)), dtype=np.float64)
+        n = len(X) if isinstance(X, pd.DataFrame) else len(X[self.feature_names_[0]])
+        out = np.empty((n, len(self.feature_names_)), dtype=np.float64)
         for j, name in enumerate(self.feature_names_):
             if name in self.categories_:
-                codes = pd.Categorical(X[name], categories=self.categories_[name]).codes
-                out[:, j] = np.where(codes < 0, np.nan, codes)
+                out[:, j] = category_codes(X[name], self.categories_[name])
             else:
                 out[:, j] = numeric_column(X[name], name).astype(np.float32)
         return out
@@ -269,7 +285,7 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         """The more probable class (threshold 0.5 on the calibrated probability)."""
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+    def contributions(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> pd.DataFrame:
         """SHAP values of the raw margin per feature, plus ``bias``; each row sums to the margin."""
         matrix = self.feature_matrix(X)
         values = self.booster_.predict(
@@ -278,7 +294,8 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
             num_iteration=self.best_iteration_,
             num_threads=prediction_threads(len(matrix)),
         )
-        return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=X.index)
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=index)
 
     def _raw(self, matrix: pd.DataFrame | np.ndarray) -> np.ndarray:
         raw = self.booster_.predict(
@@ -289,8 +306,9 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         )
         return np.asarray(raw, dtype=float)
 
-    def _check_columns(self, X: pd.DataFrame) -> None:
-        missing = [name for name in self.feature_names_ if name not in X.columns]
+    def _check_columns(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
+        columns = X.columns if isinstance(X, pd.DataFrame) else X
+        missing = [name for name in self.feature_names_ if name not in columns]
         if missing:
             raise DataError(f"the rows lack feature column(s) {', '.join(missing)}")
 

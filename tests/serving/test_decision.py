@@ -13,6 +13,7 @@ from reminder_policy.actions import ACTION_NAMES
 from reminder_policy.guardrails import apply_guardrails, violations
 from serving.decision import Components, decide, decide_batch, due_ends, guardrail_inputs, score
 from serving.decision_log import DecisionLog
+from serving.feature_rows import row_count, rows_frame, take_rows
 from serving.invoice_features import bill_features
 from serving.schemas import Feedback
 from serving.send_time import candidate_hours
@@ -30,7 +31,7 @@ def decided(requests_: list, components: Components):
 
 def test_one_decision_per_request_in_order(requests_: list, decided) -> None:
     decisions = decided.decisions
-    assert len(decisions) == len(requests_) == len(decided.features)
+    assert len(decisions) == len(requests_) == row_count(decided.features)
     assert [d.invoice_id for d in decisions] == [r.invoice_id for r in requests_]
     assert len({d.decision_id for d in decisions}) == len(decisions)
     assert {d.action for d in decisions} <= set(ACTION_NAMES)
@@ -111,8 +112,8 @@ def test_explanations_are_the_top_pred_contrib_values(
     served_world: Any, requests_: list, decided
 ) -> None:
     model = served_world.estimators["late_payment"]
-    contributions = model.contributions(decided.features[model.feature_names_])
-    raw = model.predict_raw(decided.features[model.feature_names_])
+    contributions = model.contributions(decided.features)
+    raw = model.predict_raw(decided.features)
     np.testing.assert_allclose(contributions.sum(axis=1), raw, rtol=1e-6, atol=1e-6)
     values = contributions.drop(columns="bias")
     for i, decision in enumerate(decided.decisions):
@@ -181,7 +182,9 @@ def test_bill_features_of_a_new_invoice_follow_the_profile() -> None:
 
 def test_decision_log_and_idempotent_feedback(tmp_path, requests_: list, decided) -> None:
     log = DecisionLog(tmp_path / "log.db")
-    log.append_decisions(requests_[:10], decided.decisions[:10], decided.features.iloc[:10])
+    log.append_decisions(
+        requests_[:10], decided.decisions[:10], take_rows(decided.features, np.arange(10))
+    )
     logged = log.decisions()
     assert list(logged["decision_id"]) == [str(d.decision_id) for d in decided.decisions[:10]]
     assert (logged["propensity"] > 0).all() and logged["features"].str.contains("amount").all()
@@ -191,3 +194,15 @@ def test_decision_log_and_idempotent_feedback(tmp_path, requests_: list, decided
     paid = report.model_copy(update={"paid_amount": 12.5})
     assert log.append_feedback([paid]) == (1, 0)
     assert len(log.feedback()) == 2
+
+
+def test_models_read_feature_rows_as_they_read_the_same_rows_in_a_frame(
+    decided, components: Components
+) -> None:
+    frame = rows_frame(decided.features)
+    for model in components.models.values():
+        if "channel" in model.estimator.feature_names_:
+            continue  # the send-time model reads message columns too
+        np.testing.assert_array_equal(
+            model.estimator.feature_matrix(decided.features), model.estimator.feature_matrix(frame)
+        )

@@ -1,0 +1,101 @@
+"""Feature rows on the decision path: one numpy array per column, no data frame.
+
+A decision for one invoice reads every feature a dozen times (three models, the policy context,
+the guardrails, the send plan, the log). Through a pandas frame each column access or row
+selection costs microseconds of bookkeeping: for a single decision that bookkeeping was most of
+its time. So the decision path keeps its rows as a plain ``dict`` of equally long arrays:
+
+- numbers, counts and flags (the catalogue's ``float``, ``int`` and ``bool`` kinds) as float64,
+  NaN where missing (a flag is 1.0 or 0.0);
+- categories and identifiers as object arrays, None where missing;
+- plain numpy booleans (such as ``known``) stay booleans.
+
+:func:`feature_records` turns rows back into typed values (ints, booleans, None) for the
+decision log and the explanations, as the frame they came from would give.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from features.catalog import by_name
+
+FeatureRows = dict[str, np.ndarray]
+"""Column name -> values, every array as long as the batch."""
+
+_CATALOGUE = by_name()
+
+
+def rows_of_frame(frame: pd.DataFrame) -> FeatureRows:
+    """The columns of ``frame`` as arrays (see the module docstring for the dtypes)."""
+    rows: FeatureRows = {}
+    for name in frame.columns:
+        values = frame[name]
+        dtype = values.dtype
+        if dtype == np.dtype(bool):
+            rows[name] = values.to_numpy()
+        elif dtype.kind in "biuf" or pd.api.types.is_numeric_dtype(dtype):
+            rows[name] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            rows[name] = values.to_numpy(dtype=object, na_value=None)
+    return rows
+
+
+def row_count(rows: Mapping[str, np.ndarray]) -> int:
+    """The number of rows (0 for no columns)."""
+    return len(next(iter(rows.values()))) if rows else 0
+
+
+def take_rows(rows: Mapping[str, np.ndarray], index: np.ndarray) -> FeatureRows:
+    """The rows at ``index`` (positions; repeats allowed), as new arrays."""
+    return {name: values[index] for name, values in rows.items()}
+
+
+def concat_rows(parts: Sequence[Mapping[str, np.ndarray]]) -> FeatureRows:
+    """The rows of ``parts`` one after the other (same columns in each)."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def flags(values: np.ndarray) -> np.ndarray:
+    """A flag column as booleans, unknown as False (no consent unless known: the safe side)."""
+    if values.dtype == bool:
+        return values
+    return np.asarray(values == 1, dtype=bool)
+
+
+def _plain(values: np.ndarray, kind: str | None) -> list[object]:
+    """Python values of one column: NaN as None, counts as ints, flags as booleans."""
+    if values.dtype.kind != "f":
+        return [None if value is None else _native(value) for value in values.tolist()]
+    numbers = values.tolist()
+    if kind == "int":
+        return [None if math.isnan(v) else int(v) for v in numbers]
+    if kind == "bool":
+        return [None if math.isnan(v) else v == 1.0 for v in numbers]
+    return [None if math.isnan(v) else v for v in numbers]
+
+
+def _native(value: object) -> object:
+    """A float NaN inside an object column is missing too."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def feature_records(rows: Mapping[str, np.ndarray]) -> list[dict[str, object]]:
+    """One dict per row with typed Python values (JSON-ready), columns in ``rows`` order."""
+    columns = {
+        name: _plain(values, _CATALOGUE[name].kind if name in _CATALOGUE else None)
+        for name, values in rows.items()
+    }
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+def rows_frame(rows: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The rows as a frame of typed columns (for analysis and tests, not the decision path)."""
+    return pd.DataFrame.from_records(feature_records(rows), columns=list(rows))

@@ -101,6 +101,7 @@ class Invoice(Base):
     """An invoice with what the workflow needs: when it was settled, disputes, the next stage."""
 
     __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_planning_order", "next_stage_at", "invoice_id"),)
 
     invoice_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(ID), index=True)
@@ -112,7 +113,7 @@ class Invoice(Base):
     dispute_opened_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     dispute_resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_stage: Mapped[str | None] = mapped_column(String(32))
-    next_stage_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    next_stage_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     """Start of the next stage to plan (None: every stage planned)."""
 
 
@@ -154,7 +155,7 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("invoice_id", "stage"),
-        Index("ix_messages_due", "status", "send_at"),
+        Index("ix_messages_due", "status", "send_at", "message_id"),
         Index("ix_messages_customer_order", "customer_id", "status", "send_at"),
     )
 

@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session
 
 from dispatcher.state import AuditEntry
 
+DETAIL = json.JSONEncoder(default=str)
+"""The details' encoder, built once (``json.dumps`` with ``default`` builds one per call)."""
+
 
 def record(
     session: Session,
@@ -28,7 +31,7 @@ def record(
     notes = details if details is not None else [{}] * len(ids)
     rows = [
         {"at": at, "process": process, "entity": entity, "entity_id": entity_id,
-         "event": event, "detail": json.dumps(detail, default=str) if detail else ""}
+         "event": event, "detail": DETAIL.encode(detail) if detail else ""}
         for entity_id, event, detail in zip(ids, names, notes, strict=True)
     ]  # fmt: skip
-    session.execute(insert(AuditEntry), rows)
+    session.execute(insert(AuditEntry.__table__), rows)  # Core executemany: no ORM bulk layer

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,10 @@ OWNED: tuple[str, ...] = ("claimed", "sending")
 """Statuses in which a message belongs to the process that claimed it."""
 RECIPIENT_COLUMN = {"email": "email", "sms": "phone", "call": "phone", "push": "customer_id",
                     "letter": "name"}  # fmt: skip
+
+
+Change = tuple[str, dict[str, object], str, dict[str, object]]
+"""A message id, the column values to set, the audit event and its detail."""
 
 
 @dataclass
@@ -176,7 +181,8 @@ def _send_batch(relay: Relay, ids: list[str], until: datetime | None) -> SendRep
             session, facts, messages["channel"].tolist(), messages["tone"].tolist(),
             messages["offer"].tolist(), instants, relay.settings.policy.guardrails, before,
         )  # fmt: skip
-    finished: list[tuple[str, dict[str, object], str, dict[str, object]]] = []
+    finished: list[Change] = []
+    fact_rows = facts.to_dict("records")
     for i, message in enumerate(messages.to_dict("records")):
         at = instants[i].to_pydatetime()
         if broken[i]:
@@ -185,19 +191,15 @@ def _send_batch(relay: Relay, ids: list[str], until: datetime | None) -> SendRep
             finished.append((message["message_id"], {"status": "blocked", "blocked_at": at,
                              "reasons": codes}, "blocked", {"reasons": codes}))  # fmt: skip
             continue
-        change = _deliver(relay, message, facts.iloc[i], at, report)
+        change = _deliver(relay, message, fact_rows[i], at, report)
         finished.append(change)
     with relay.sessions.begin() as session:
         _finish(session, relay, finished)
     return report
 
 
-Change = tuple[str, dict[str, object], str, dict[str, object]]
-"""A message id, the column values to set, the audit event and its detail."""
-
-
 def _deliver(
-    relay: Relay, message: dict, fact: pd.Series, at: datetime, report: SendReport
+    relay: Relay, message: dict, fact: Mapping[str, Any], at: datetime, report: SendReport
 ) -> Change:
     """Render and send one message; the change to record (SMTP's is recorded at once)."""
     message_id = message["message_id"]
@@ -234,7 +236,7 @@ def _deliver(
 
 def _failed(
     relay: Relay, message: dict, at: datetime, error: SendFailed, report: SendReport
-) -> tuple[str, dict[str, object], str, dict[str, object]]:
+) -> Change:
     pauses = relay.settings.dispatcher.retry_pauses_seconds
     attempts = int(message["attempts"]) + 1
     if error.retry and attempts <= len(pauses):
@@ -294,7 +296,7 @@ def _instants(messages: pd.DataFrame, until: datetime | None) -> pd.DatetimeInde
     return pd.DatetimeIndex(np.maximum(scheduled, retry.fillna(scheduled)))
 
 
-def _envelope(relay: Relay, message: dict, fact: pd.Series, at: datetime) -> Envelope:
+def _envelope(relay: Relay, message: dict, fact: Mapping[str, Any], at: datetime) -> Envelope:
     channel = message["channel"]
     recipient = fact[RECIPIENT_COLUMN[channel]]
     if recipient is None or recipient == "":
@@ -311,7 +313,7 @@ def _envelope(relay: Relay, message: dict, fact: pd.Series, at: datetime) -> Env
     )  # fmt: skip
 
 
-def _facts(relay: Relay, message: dict, fact: pd.Series, at: datetime) -> MessageFacts:
+def _facts(relay: Relay, message: dict, fact: Mapping[str, Any], at: datetime) -> MessageFacts:
     terms, currency = relay.workflow.offers, relay.workflow.currency
     language = message["language"]
     due: date = fact["due_date"]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 from dispatcher.channels.base import Envelope, SendFailed
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, *, make_folder: bool = True) -> None:
     """Write ``data`` to ``path`` all at once (temporary file, then rename): a killed process
     leaves the whole file or none. (No fsync: the files survive a process crash, which is what
     the outbox guards against; a machine crash loses the page cache, as for any spool.)"""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_bytes(data)
     os.replace(temporary, path)
@@ -28,14 +28,27 @@ class FileOutbox:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._made: set[Path] = set()
+        """Channel folders created by this process (one mkdir each, not one per message)."""
 
     def send(self, envelope: Envelope) -> str:
-        path = self.folder / envelope.channel / f"{envelope.message_id}.json"
+        folder = self.folder / envelope.channel
+        path = folder / f"{envelope.message_id}.json"
+        data = json.dumps(vars(envelope), ensure_ascii=False).encode()  # flat: no asdict copy
         try:
-            write_atomically(path, json.dumps(asdict(envelope), ensure_ascii=False).encode())
+            self._write(folder, path, data)
         except OSError as error:
             raise SendFailed(f"dry-run outbox {path}: {error.strerror}", retry=True) from None
         return str(path)
+
+    def _write(self, folder: Path, path: Path, data: bytes) -> None:
+        if folder not in self._made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        try:
+            write_atomically(path, data, make_folder=False)
+        except FileNotFoundError:  # the folder was removed meanwhile: make it again
+            write_atomically(path, data)
 
     def close(self) -> None:
         pass

@@ -11,30 +11,44 @@ waiting for ``/decide`` and the ratio to the goal (under 60 s on 2 cores).
 
     .venv/bin/python benchmarks/bench_dispatcher.py --home .paynudge
     .venv/bin/python benchmarks/bench_dispatcher.py --build      # no demo home needed
+    .venv/bin/python benchmarks/bench_dispatcher.py --fake-service --data .paynudge/demo
+
+``--fake-service`` answers ``/decide`` in-process (the first consented channel, friendly, no
+offer, at the next 10:00 local time before the deadline) through the same client, so the figures
+isolate the dispatcher's own work: planning without the wait, and sending.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import secrets
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import httpx
 import numpy as np
 import pandas as pd
 
 from dispatcher.cycle import Dispatcher
 from dispatcher.loading import load_tables
 from paynudge.config import Settings
+from paynudge.vocabulary import CHANNELS
 from serving.client import DecisionClient
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_SECONDS = 60.0
 STAGE_OFFSET_DAYS = 3  # overdue_3
+FAKE_SEND_HOUR = 10
 T = pd.Timestamp("2025-07-10 12:00", tz="UTC")
 
 
@@ -77,6 +91,53 @@ def stage_invoices(customers: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     })  # fmt: skip
 
 
+def fake_decide(http: httpx.Request) -> httpx.Response:
+    """An in-process /decide: the first consented channel not opted out (none in a dispute),
+    friendly, no offer, at the next 10:00 local time unless that is past the deadline."""
+    body = json.loads(http.content)
+    if http.url.path == "/feedback":
+        return httpx.Response(200, json={"accepted": len(body["feedback"]), "duplicates": 0})
+    decisions = []
+    for request in body["requests"]:
+        flags = request["overrides"]
+        allowed = [c for c in CHANNELS if flags[f"consent_{c}"] and not flags[f"opted_out_{c}"]]
+        channel = None if request["dispute_open"] or not allowed else allowed[0]
+        local = datetime.fromisoformat(request["now"]).astimezone(ZoneInfo(request["timezone"]))
+        send = local.replace(hour=FAKE_SEND_HOUR, minute=0, second=0, microsecond=0)
+        send += timedelta(days=1) if send <= local else timedelta()
+        if send > datetime.fromisoformat(request["send_before"]):
+            channel = None
+        decisions.append({
+            "customer_id": request["customer_id"], "invoice_id": request["invoice_id"],
+            "late_payment_probability": 0.3, "churn_probability": 0.05, "cold_start": False,
+            "decision_id": str(uuid.uuid4()), "channel": channel,
+            "action": f"{channel}/friendly/none" if channel else "no_contact",
+            "tone": channel and "friendly", "offer": channel and "none",
+            "send_at": channel and send.isoformat(), "send_at_local": channel and send.isoformat(),
+            "timezone": request["timezone"], "propensity": 0.9, "expected_reward": 1.0,
+            "guardrail_reasons": [], "model_versions": {}, "policy_version": "fake/1",
+        })  # fmt: skip
+    return httpx.Response(200, json={"decisions": decisions})
+
+
+@contextmanager
+def decision_client(home: Path, fake: bool) -> Iterator[DecisionClient]:
+    """A client of the real service started on ``home`` (stopped afterwards), or of the fake."""
+    if fake:
+        yield DecisionClient("http://fake.decisions", "fake", transport=httpx.MockTransport(
+            fake_decide))  # fmt: skip
+        return
+    from bench_serving import start_service
+
+    token = secrets.token_urlsafe(24)
+    process, url = start_service(home, token)
+    try:
+        yield DecisionClient(url, token, timeout=120)
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=Settings().home)
@@ -84,10 +145,10 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2_000, help="customers of --build")
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--data", type=Path, default=None, help="customers table folder")
+    parser.add_argument("--fake-service", action="store_true",
+                        help="answer /decide in-process (the dispatcher's own work)")  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
-    from bench_serving import start_service
-
     scratch = Path(tempfile.mkdtemp(prefix="bench_dispatcher_"))
     home = scratch / "served" if args.build else args.home
     if args.build:
@@ -98,11 +159,11 @@ def main() -> None:
     else:
         data = args.data or Settings(home=args.home).default_data_dir
         customers = pd.read_parquet(data / "customers.parquet")
-    token = secrets.token_urlsafe(24)
-    process, url = start_service(home, token)
-    try:
-        settings = Settings(home=scratch / "dispatcher", serving_url=url, api_token=token)
-        dispatcher = Dispatcher(settings, client=DecisionClient(url, token, timeout=120))
+    print(f"decision service: {'in-process fake' if args.fake_service else 'real, ' + str(home)}; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+    with decision_client(home, args.fake_service) as client:
+        settings = Settings(home=scratch / "dispatcher")
+        dispatcher = Dispatcher(settings, client=client)
         tables = {"customers": customers,
                   "invoices": stage_invoices(customers, args.invoices, seed=1),
                   "payments": pd.DataFrame(columns=["payment_id", "invoice_id", "customer_id",
@@ -113,9 +174,6 @@ def main() -> None:
         first = dispatcher.run_once(T.to_pydatetime())  # plan (and send what is due now)
         second = dispatcher.run_once((T + pd.Timedelta(days=2)).to_pydatetime())  # send the rest
         dispatcher.close()
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
     report(args.invoices, loaded, first, second)
 
 
@@ -129,7 +187,11 @@ def report(n: int, loaded: float, first, second) -> None:
           f"{plan.blocked:,} blocked)")  # fmt: skip
     print(f"  waiting for /decide            {plan.decide_seconds:>10.1f} s   "
           f"({plan.decide_seconds / stage:.0%} of the stage)")  # fmt: skip
-    print(f"send: render + dry-run outbox    {second.seconds:>10.1f} s   ({sent:,} messages)")
+    own = first.seconds - plan.decide_seconds
+    print(f"  own work (plan without wait)   {own:>10.1f} s   "
+          f"({own / n * 100_000:.1f} s per 100,000 invoices)")  # fmt: skip
+    print(f"send: render + dry-run outbox    {second.seconds:>10.1f} s   ({sent:,} messages; "
+          f"{second.seconds / max(sent, 1) * 100_000:.1f} s per 100,000)")  # fmt: skip
     print(f"stage total                      {stage:>10.1f} s   "
           f"({n / stage:,.0f} invoices/s; goal {GOAL_SECONDS:.0f} s: "
           f"{stage / GOAL_SECONDS:.2f}x)")  # fmt: skip

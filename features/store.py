@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+import threading
 import time
 from calendar import timegm
 from collections.abc import Iterator, Sequence
@@ -169,6 +170,10 @@ def open_store(settings: Settings | None = None) -> FeatureStore:
     return store
 
 
+_FEAST_TURN = threading.RLock()
+"""Held while Feast reads or writes with our sqlite3 registrations (and the collector paused)."""
+
+
 @contextmanager
 def feast_sqlite_times(read_cache: bool = False) -> Iterator[None]:
     """Feast's own sqlite3 time adapter and converter while Feast reads or writes, then the
@@ -181,23 +186,31 @@ def feast_sqlite_times(read_cache: bool = False) -> Iterator[None]:
     (the decision service failed with ``invalid literal for int()``).
 
     ``read_cache``: convert each distinct stamp once per read (see :class:`_EventTimes`).
+    Reads and writes of a process take turns (a lock): registrations are process-wide, so two
+    overlapping ones would restore each other's converter.
     """
-    key = (datetime, sqlite3.PrepareProtocol)
-    adapter, converter = sqlite3.adapters.get(key), sqlite3.converters.get("TIMESTAMP")
-    sqlite3.register_adapter(datetime, feast_sqlite.adapt_datetime_epoch)
-    converter_now = _EventTimes().__getitem__ if read_cache else feast_sqlite.convert_timestamp
-    sqlite3.register_converter("timestamp", converter_now)
-    try:
-        yield
-    finally:
-        if adapter is None:
-            sqlite3.adapters.pop(key, None)
-        else:
-            sqlite3.register_adapter(datetime, adapter)
-        if converter is None:
-            sqlite3.converters.pop("TIMESTAMP", None)
-        else:
-            sqlite3.register_converter("timestamp", converter)
+    with _FEAST_TURN:
+        key = (datetime, sqlite3.PrepareProtocol)
+        adapter, converter = sqlite3.adapters.get(key), sqlite3.converters.get("TIMESTAMP")
+        sqlite3.register_adapter(datetime, feast_sqlite.adapt_datetime_epoch)
+        converter_now = _EventTimes().__getitem__ if read_cache else feast_sqlite.convert_timestamp
+        sqlite3.register_converter("timestamp", converter_now)
+        try:
+            yield
+        finally:
+            _restore_sqlite_times(key, adapter, converter)
+
+
+def _restore_sqlite_times(key: tuple, adapter: object, converter: object) -> None:
+    """Put back the adapter and converter that were registered before."""
+    if adapter is None:
+        sqlite3.adapters.pop(key, None)
+    else:
+        sqlite3.register_adapter(datetime, adapter)  # type: ignore[arg-type]
+    if converter is None:
+        sqlite3.converters.pop("TIMESTAMP", None)
+    else:
+        sqlite3.register_converter("timestamp", converter)  # type: ignore[arg-type]
 
 
 class _EventTimes(dict[bytes, datetime]):

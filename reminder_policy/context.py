@@ -11,16 +11,64 @@ catalogue and on which scores are present: serving builds the very same matrix.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from features.catalog import ALL_FEATURES
+from features.catalog import ALL_FEATURES, Feature
 from paynudge.errors import DataError
 from paynudge.vocabulary import LANGUAGES, PLANS
 
 VOCABULARIES = {"plan": PLANS, "language": LANGUAGES}
 DAY_NS = 86_400 * 10**9
+
+
+@dataclass(frozen=True)
+class _CatalogueLayout:
+    """Where each catalogue feature lands in the context (the part before the stages)."""
+
+    numeric: tuple[Feature, ...]
+    value_columns: np.ndarray
+    """Column of each numeric feature's value."""
+    missing_columns: np.ndarray
+    """Column of each ``<name>_missing`` indicator ..."""
+    missing_of: np.ndarray
+    """... and the position in ``numeric`` of the feature it flags."""
+    categories: tuple[tuple[str, str, int], ...]
+    """(feature, value, column) of each one-hot column."""
+    width: int
+
+
+def _catalogue_layout() -> _CatalogueLayout:
+    numeric: list[Feature] = []
+    values: list[int] = []
+    missing: list[int] = []
+    missing_of: list[int] = []
+    categories: list[tuple[str, str, int]] = []
+    j = 0
+    for feature in ALL_FEATURES:
+        if feature.kind == "category":
+            for value in VOCABULARIES[feature.name]:
+                categories.append((feature.name, value, j))
+                j += 1
+            continue
+        numeric.append(feature)
+        values.append(j)
+        j += 1
+        if feature.kind == "float" and feature.default is None:
+            missing.append(j)
+            missing_of.append(len(numeric) - 1)
+            j += 1
+    as_array = partial(np.array, dtype=np.int64)
+    return _CatalogueLayout(
+        tuple(numeric), as_array(values), as_array(missing), as_array(missing_of),
+        tuple(categories), j,
+    )  # fmt: skip
+
+
+_LAYOUT = _catalogue_layout()
 
 
 def context_columns(stages: Sequence[str], scores: Sequence[str] = ()) -> tuple[str, ...]:
@@ -75,22 +123,17 @@ def context_matrix(
         raise DataError(f"features lack column(s) {', '.join(missing[:5])} for the policy context")
     score_names = list(scores or {})
     columns = context_columns(stages, score_names)
-    # One preallocated matrix filled in the order of context_columns: no frame per column.
     out = np.empty((len(days_left), len(columns)), dtype=np.float64)
-    j = 0
-    for feature in ALL_FEATURES:
-        values = features[feature.name]
-        if feature.kind == "category":
-            for value in VOCABULARIES[feature.name]:
-                out[:, j] = np.asarray(values == value, dtype=np.float64)
-                j += 1
-            continue
-        numbers = _numbers(values)
-        out[:, j] = np.nan_to_num(numbers, nan=0.0)
-        j += 1
-        if feature.kind == "float" and feature.default is None:
-            out[:, j] = np.isnan(numbers)
-            j += 1
+    # The catalogue's numbers as one block: one NaN test and fill for all of them.
+    block = np.column_stack([_numbers(features[f.name]) for f in _LAYOUT.numeric]).reshape(
+        len(out), len(_LAYOUT.numeric)
+    )
+    missing = ~np.isfinite(block)
+    out[:, _LAYOUT.value_columns] = np.where(missing, 0.0, block)
+    out[:, _LAYOUT.missing_columns] = missing[:, _LAYOUT.missing_of]
+    for name, value, j in _LAYOUT.categories:
+        out[:, j] = np.asarray(features[name] == value, dtype=np.float64)
+    j = _LAYOUT.width
     stage_values = np.asarray(stage, dtype=object)
     for name in stages:
         out[:, j] = stage_values == name
@@ -105,11 +148,9 @@ def context_matrix(
 
 
 def _numbers(values: pd.Series | np.ndarray) -> np.ndarray:
-    """A feature as float64, NaN where missing, not a number or not finite."""
+    """A feature as float64, NaN where missing or not a number (infinities left to the caller)."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-        numbers = values.astype(np.float64, copy=False)
-    elif isinstance(values, pd.Series) and values.dtype.kind in "biuf":
-        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        numbers = pd.to_numeric(pd.Series(values), errors="coerce").astype("float64").to_numpy()
-    return np.where(np.isfinite(numbers), numbers, np.nan)
+        return values.astype(np.float64, copy=False)
+    if isinstance(values, pd.Series) and values.dtype.kind in "biuf":
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(pd.Series(values), errors="coerce").astype("float64").to_numpy()

@@ -11,6 +11,7 @@ import dataclasses
 import gc
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -170,3 +171,23 @@ def test_a_read_leaves_the_collector_and_sqlite_converter_as_they_were(tmp_path:
             sqlite3.converters.pop("TIMESTAMP", None)
         else:
             sqlite3.converters["TIMESTAMP"] = iso
+
+
+def test_concurrent_reads_take_turns_and_restore_the_collector_and_converter(
+    tmp_path: Path,
+) -> None:
+    """Threads of the service may read at once: each read's registrations and collector pause
+    must not be undone, or left behind, by another's."""
+    settings = Settings(home=tmp_path, online_store_url=None)
+    write_profiles(settings, profiles_as_of(LATEST, seed=3, customers=CUSTOMERS[:8]))
+    materialize(settings)
+    converter = sqlite3.converters.get("TIMESTAMP")
+
+    def read(offset: int) -> bool:
+        ids = [CUSTOMERS[(offset + k) % 8] for k in range(8)]
+        return all(bool(online_features(ids, settings)["known"].all()) for _ in range(5))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(read, range(8)))
+    assert gc.isenabled()
+    assert sqlite3.converters.get("TIMESTAMP") is converter

@@ -29,6 +29,13 @@ from paynudge.errors import ConfigError
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's lock before failing."""
+SQLITE_CACHE_KIB = 65_536
+"""Page cache per connection (SQLite's default is 2 MiB): the outbox's random-key indexes
+(message ids, audit entity ids) outgrow the default at 100,000 reminders."""
+SQLITE_CHECKPOINT_PAGES = 16_384
+"""WAL pages (4 KiB) between automatic checkpoints (SQLite's default: 1,000). A planned batch
+dirties pages all over the random-key indexes; checkpointing less often writes (and syncs) each
+page once for several batches instead of once per batch."""
 UPSERT_CHUNK = 5_000
 """Rows per INSERT statement (bounds statement size on both databases)."""
 
@@ -61,6 +68,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cursor.close()
 
 

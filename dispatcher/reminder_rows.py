@@ -136,7 +136,8 @@ def _insert(
     session: Session, model: type, columns: dict[str, list], names: Sequence[str], **fixed: object
 ) -> None:
     """One executemany INSERT (SQLAlchemy Core, no ORM objects) of the rows of ``columns``."""
-    rows = [{**dict(zip(names, values, strict=True)), **fixed}
+    keys, tail = (*names, *fixed), tuple(fixed.values())
+    rows = [dict(zip(keys, values + tail, strict=True))
             for values in zip(*(columns[name] for name in names), strict=True)]  # fmt: skip
     if rows:
         session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from paynudge.config import GuardrailSettings
 from paynudge.errors import DataError
 from paynudge.vocabulary import CHANNELS, OFFERS, TONES, consent_column, opt_out_column
 from reminder_policy.actions import ACTION_CHANNEL, ACTION_OFFER, ACTION_TONE, N_ACTIONS
+from reminder_policy.local_time import NAT, to_local, wall_clock_instants, zone_table
 
 REASON_CODES: tuple[str, ...] = (
     "no_consent",
@@ -48,11 +49,6 @@ _CONTACT = np.arange(N_ACTIONS) > 0
 _HARDSHIP_OK = np.isin(ACTION_TONE, _HARDSHIP_TONE_CODES) & np.isin(
     ACTION_OFFER, _HARDSHIP_OFFER_CODES
 )
-_ONE_NANOSECOND = pd.Timedelta(1, "ns")
-_SECOND = pd.Timedelta(1, "s").value
-_SEARCH_SPAN = pd.Timedelta(2, "D").value
-"""Bisection bracket: an opening is at most a day (and a DST change) after the proposed time."""
-_NAT = np.iinfo(np.int64).min  # NaT as pandas stores it in int64
 _TIME_FIELDS = ("send_at", "due_at", "promise_until", "send_before")
 _OPTIONAL_TIME_FIELDS = ("promise_until", "send_before")
 _COUNT_FIELDS = ("calls_7d", "messages_invoice_7d", "messages_customer_24h")
@@ -83,13 +79,16 @@ class GuardrailInputs:
     """End of the promised payment date (NaT: no promise)."""
     send_before: pd.DatetimeIndex
     """Latest acceptable send time (NaT: no deadline)."""
-    _zone_rows: tuple[tuple[str, np.ndarray], ...] = field(init=False, repr=False)
+    _ns: dict[str, np.ndarray] = field(init=False, repr=False)
+    """The time fields as int64 nanoseconds (NaT as NAT), for cheap comparisons."""
 
     def __post_init__(self) -> None:
         n = len(self.send_at) if isinstance(self.send_at, pd.DatetimeIndex) else -1
         for name in _TIME_FIELDS:
             _check_times(name, getattr(self, name), n, name not in _OPTIONAL_TIME_FIELDS)
-        late = np.flatnonzero(np.asarray(self.send_before < self.send_at))
+        ns = {name: _nanoseconds(getattr(self, name)) for name in _TIME_FIELDS}
+        object.__setattr__(self, "_ns", ns)
+        late = np.flatnonzero(_after(ns["send_at"], ns["send_before"]))
         if late.size:
             raise DataError(f"send_before: expected on or after send_at, row {late[0]} is earlier")
         for name in ("consent", "opted_out"):
@@ -101,7 +100,7 @@ class GuardrailInputs:
                 raise DataError(f"{name}: expected counts >= 0, row {negative[0]} is negative")
         for name in _FLAG_FIELDS:
             _check_array(name, getattr(self, name), (n,), "b")
-        object.__setattr__(self, "_zone_rows", _zone_rows(self.timezone, n))
+        _check_zones(self.timezone, n)
 
     def __len__(self) -> int:
         return len(self.send_at)
@@ -154,7 +153,8 @@ class GuardrailResult:
 def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> GuardrailResult:
     """The allowed actions of each decision after every rule, with its send time and reasons."""
     send_at, dropped = _send_times(inputs, settings.quiet_hours)
-    due_local_date = _local_date(inputs, inputs.due_at - _ONE_NANOSECOND)
+    due_at, promise_until = inputs._ns["due_at"], inputs._ns["promise_until"]
+    due_local_date = _local_date(inputs, due_at - 1)
     before_due_date = _local_date(inputs, send_at) < due_local_date
     rows_actions = {
         "quiet_hours": (dropped, _CONTACT),
@@ -169,8 +169,8 @@ def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> Gu
         ),
         "dispute_open": (inputs.dispute_open, _CONTACT),
         "hardship": (inputs.hardship, _CONTACT & ~_HARDSHIP_OK),
-        "promise_pending": (np.asarray(send_at < inputs.promise_until), _CONTACT),
-        "letter_before_due": (np.asarray(send_at < inputs.due_at), ACTION_CHANNEL == _LETTER),
+        "promise_pending": (send_at < promise_until, _CONTACT),  # NaT (int64 min): no promise
+        "letter_before_due": (send_at < due_at, ACTION_CHANNEL == _LETTER),
         "offer_before_due": (
             before_due_date & settings.offers_from_due,
             _CONTACT & (ACTION_OFFER != _NO_OFFER),
@@ -188,7 +188,9 @@ def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> Gu
     removed = {code: removed[code] for code in REASON_CODES}
     allowed = ~np.logical_or.reduce(list(removed.values()))
     allowed[:, 0] = True
-    return GuardrailResult(allowed=allowed, send_at=send_at, removed=removed)
+    return GuardrailResult(
+        allowed=allowed, send_at=pd.DatetimeIndex(send_at, tz="UTC"), removed=removed
+    )
 
 
 def violations(
@@ -208,14 +210,13 @@ def violations(
     rows = np.arange(n)
     contact = action > 0
     channel, tone, offer = ACTION_CHANNEL[action], ACTION_TONE[action], ACTION_OFFER[action]
-    local = _wall_clock(inputs, send_at)
+    at = _nanoseconds(send_at)
+    local = _wall_clock(inputs, at)
     hour = (local - local.astype("datetime64[D]")) // np.timedelta64(1, "h")
     start, end = settings.quiet_hours
     window_hours = [(end + k) % 24 for k in range((start - end) % 24)]
-    past_deadline = np.asarray(send_at > inputs.send_before)
-    before_due_date = local.astype("datetime64[D]") < _local_date(
-        inputs, inputs.due_at - _ONE_NANOSECOND
-    )
+    past_deadline = _after(at, inputs._ns["send_before"])
+    before_due_date = local.astype("datetime64[D]") < _local_date(inputs, inputs._ns["due_at"] - 1)
     broken = {
         "no_consent": contact & ~inputs.consent[rows, channel],
         "opted_out": contact & inputs.opted_out[rows, channel],
@@ -229,8 +230,8 @@ def violations(
         "hardship": contact
         & inputs.hardship
         & ~(np.isin(tone, _HARDSHIP_TONE_CODES) & np.isin(offer, _HARDSHIP_OFFER_CODES)),
-        "promise_pending": contact & np.asarray(send_at < inputs.promise_until),
-        "letter_before_due": (channel == _LETTER) & np.asarray(send_at < inputs.due_at),
+        "promise_pending": contact & (at < inputs._ns["promise_until"]),
+        "letter_before_due": (channel == _LETTER) & (at < inputs._ns["due_at"]),
         "offer_before_due": contact
         & (offer != _NO_OFFER)
         & settings.offers_from_due
@@ -242,69 +243,54 @@ def violations(
 
 def _send_times(
     inputs: GuardrailInputs, quiet_hours: tuple[int, int]
-) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """Send times moved to the next local opening hour when in quiet hours, and the rows whose
-    moved time would pass their ``send_before`` deadline (those keep the proposed time)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Send times (UTC ns) moved to the next local opening hour when in quiet hours, and the
+    rows whose moved time would pass their ``send_before`` deadline (those keep the proposed
+    time)."""
     start, end = quiet_hours
-    local = _wall_clock(inputs, inputs.send_at)
+    proposed = inputs._ns["send_at"]
+    local = _wall_clock(inputs, proposed)
     day = local.astype("datetime64[D]")
     hour = (local - day) // np.timedelta64(1, "h")
     quiet = (hour >= start) | (hour < end) if start > end else (hour >= start) & (hour < end)
     opening = (day + np.timedelta64(end, "h")).astype("datetime64[ns]")
     opening = np.where(opening <= local, opening + np.timedelta64(1, "D"), opening)
-    proposed = inputs.send_at.as_unit("ns").asi8
     moved = proposed.copy()
-    for zone, rows in inputs._zone_rows:
-        rows = rows[quiet[rows]]
-        moved[rows] = _utc_of_wall_clock(opening[rows], zone, not_before=proposed[rows])
-    moved_at = pd.DatetimeIndex(moved, tz="UTC")
-    dropped = quiet & np.asarray(moved_at > inputs.send_before)
-    return pd.DatetimeIndex(np.where(dropped, proposed, moved), tz="UTC"), dropped
+    rows = np.flatnonzero(quiet)
+    if rows.size:
+        moved[rows] = _utc_of_wall_clock(
+            opening[rows].astype(np.int64), inputs.timezone[rows], not_before=proposed[rows]
+        )
+    dropped = quiet & _after(moved, inputs._ns["send_before"])
+    return np.where(dropped, proposed, moved), dropped
 
 
-def _utc_of_wall_clock(wall: np.ndarray, zone: str, not_before: np.ndarray) -> np.ndarray:
-    """UTC nanoseconds of local wall-clock times in ``zone``: a repeated time is its earliest
-    occurrence not before ``not_before``, a time skipped by a DST gap the end of the gap."""
-    index = pd.DatetimeIndex(wall)
-    early, late = (
-        index.tz_localize(zone, ambiguous=np.full(len(wall), dst), nonexistent="NaT")
-        .as_unit("ns")
-        .asi8
-        for dst in (True, False)
-    )
-    first, second = np.minimum(early, late), np.maximum(early, late)
-    utc = np.where(first >= not_before, first, second)
-    skipped = utc == _NAT
-    utc[skipped] = _first_instant_reaching(wall[skipped], zone, not_before[skipped])
-    return utc
+def _utc_of_wall_clock(wall: np.ndarray, zones: np.ndarray, not_before: np.ndarray) -> np.ndarray:
+    """UTC nanoseconds of local wall-clock times: a repeated time is its earliest occurrence
+    not before ``not_before``, a time skipped by a DST gap the end of the gap (half-hour gaps
+    included, where pandas' ``nonexistent="shift_forward"`` lands late: pandas#40915)."""
+    found = wall_clock_instants(wall, zones)
+    utc = np.where(found.earliest >= not_before, found.earliest, found.latest)
+    return np.where(found.earliest == NAT, found.gap_end, utc)
 
 
-def _first_instant_reaching(wall: np.ndarray, zone: str, low: np.ndarray) -> np.ndarray:
-    """UTC nanoseconds of the first whole second whose local time reaches ``wall``, by bisection
-    from ``low`` (before it): pandas' ``nonexistent="shift_forward"`` misses half-hour gaps
-    (Lord Howe's 02:00-02:30 lands at 03:00; pandas-dev/pandas#40915)."""
-    target = wall.astype("datetime64[ns]").astype(np.int64)
-    low = low // _SECOND * _SECOND
-    high = low + _SEARCH_SPAN
-    while (high - low > _SECOND).any():
-        middle = low + (high - low) // (2 * _SECOND) * _SECOND
-        local = pd.DatetimeIndex(middle, tz="UTC").tz_convert(zone).tz_localize(None).asi8
-        reached = local >= target
-        high, low = np.where(reached, middle, high), np.where(reached, low, middle)
-    return high
+def _wall_clock(inputs: GuardrailInputs, times: np.ndarray) -> np.ndarray:
+    """Local wall-clock times (naive datetime64[ns]) of UTC ns ``times`` in each row's zone."""
+    return to_local(times, inputs.timezone).view("datetime64[ns]")
 
 
-def _wall_clock(inputs: GuardrailInputs, times: pd.DatetimeIndex) -> np.ndarray:
-    """Local wall-clock times (naive datetime64[ns]) of ``times`` in each row's time zone."""
-    local = np.empty(len(times), dtype="datetime64[ns]")
-    for zone, rows in inputs._zone_rows:
-        local[rows] = times[rows].tz_convert(zone).tz_localize(None).as_unit("ns").to_numpy()
-    return local
-
-
-def _local_date(inputs: GuardrailInputs, times: pd.DatetimeIndex) -> np.ndarray:
-    """Local calendar dates (datetime64[D]) of ``times`` in each row's time zone."""
+def _local_date(inputs: GuardrailInputs, times: np.ndarray) -> np.ndarray:
+    """Local calendar dates (datetime64[D]) of UTC ns ``times`` in each row's time zone."""
     return _wall_clock(inputs, times).astype("datetime64[D]")
+
+
+def _nanoseconds(times: pd.DatetimeIndex) -> np.ndarray:
+    return times.as_unit("ns").asi8
+
+
+def _after(times: np.ndarray, deadline: np.ndarray) -> np.ndarray:
+    """``times`` later than ``deadline`` (never where the deadline is NaT: no deadline)."""
+    return (deadline != NAT) & (times > deadline)
 
 
 def _codes_per_row(flags: np.ndarray) -> list[tuple[str, ...]]:
@@ -317,25 +303,19 @@ def _codes_per_row(flags: np.ndarray) -> list[tuple[str, ...]]:
     return list(labels[inverse.reshape(-1)])
 
 
-def _zone_rows(timezone: object, n: int) -> tuple[tuple[str, np.ndarray], ...]:
-    """The rows of each distinct, known time zone."""
+def _check_zones(timezone: object, n: int) -> None:
+    """An array of ``n`` known IANA zone names (a :class:`DataError` naming the first bad row)."""
     if not isinstance(timezone, np.ndarray) or timezone.shape != (n,):
         raise DataError(f"timezone: expected an array of {n} IANA zone names")
-    codes, zones = pd.factorize(timezone)
-    if (codes < 0).any():
-        raise DataError(f"timezone: row {np.flatnonzero(codes < 0)[0]} is missing")
-    groups = []
-    order = np.argsort(codes, kind="stable")
-    ends = np.cumsum(np.bincount(codes, minlength=len(zones)))
-    starts = ends - np.bincount(codes, minlength=len(zones))
-    for code, zone in enumerate(zones):
+    missing = np.flatnonzero(pd.isna(timezone))
+    if missing.size:
+        raise DataError(f"timezone: row {missing[0]} is missing")
+    for zone in set(timezone.tolist()):
         try:
-            pd.Timestamp(0, tz="UTC").tz_convert(zone)
-        except Exception as error:  # pytz, zoneinfo and dateutil each raise their own
-            row = np.flatnonzero(codes == code)[0]
-            raise DataError(f"timezone: unknown IANA zone {zone!r} (row {row})") from error
-        groups.append((str(zone), order[starts[code] : ends[code]]))
-    return tuple(groups)
+            zone_table(str(zone))
+        except DataError as error:
+            row = np.flatnonzero(timezone == zone)[0]
+            raise DataError(f"{error} (row {row})") from error
 
 
 def _check_times(name: str, values: object, n: int, required: bool) -> None:

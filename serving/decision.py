@@ -30,6 +30,7 @@ from reminder_policy.actions import ACTION_NAMES, action_names
 from reminder_policy.context import DAY_NS, context_columns, context_matrix
 from reminder_policy.guardrails import GuardrailInputs, apply_guardrails
 from reminder_policy.learner import ContextualBandit
+from reminder_policy.local_time import NAT, wall_clock_instants
 from serving.explanation import top_reasons
 from serving.feature_rows import FeatureRows, flags
 from serving.invoice_features import KNOWN_COLUMN, invoice_features
@@ -41,7 +42,6 @@ ProfileLookup = Callable[[list[str]], FeatureRows]
 """Customer ids -> their online profiles (catalogue features and ``known``), in order."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_NAT = np.iinfo(np.int64).min
 _context_columns = lru_cache(maxsize=8)(context_columns)
 
 SCORE_COLUMNS = {"late_payment_probability": "late_payment", "churn_probability": "churn"}
@@ -147,7 +147,7 @@ def _reasons(explanations: list[list[dict[str, object]]] | None, i: int) -> list
 def _nanoseconds(value: datetime | None) -> int:
     """Nanoseconds since 1970 UTC of an aware time (a naive one is taken as UTC); None is NaT."""
     if value is None:
-        return _NAT
+        return NAT
     if isinstance(value, pd.Timestamp):
         return (value if value.tz else value.tz_localize("UTC")).as_unit("ns").value
     if value.tzinfo is None:
@@ -163,13 +163,9 @@ def _times(values: Sequence[datetime | None]) -> pd.DatetimeIndex:
 def due_ends(due_dates: Sequence[date], zones: np.ndarray) -> pd.DatetimeIndex:
     """End of each due date (next local midnight) in the customer's zone, as UTC instants."""
     days = np.array(due_dates, dtype="datetime64[D]") + np.timedelta64(1, "D")
-    naive = pd.DatetimeIndex(days.astype("datetime64[ns]"))
-    out = np.empty(len(naive), dtype=np.int64)
-    for zone in pd.unique(zones):
-        rows = np.flatnonzero(zones == zone)
-        local = naive[rows].tz_localize(zone, ambiguous=False, nonexistent="shift_forward")
-        out[rows] = local.as_unit("ns").asi8
-    return pd.DatetimeIndex(out, tz="UTC")
+    found = wall_clock_instants(days.astype("datetime64[ns]").astype(np.int64), zones)
+    # The later of a repeated midnight; the end of the gap if a DST change skips midnight.
+    return pd.DatetimeIndex(np.where(found.latest == NAT, found.gap_end, found.latest), tz="UTC")
 
 
 def guardrail_inputs(
@@ -351,7 +347,7 @@ def _decisions(
             tone=tone[i],
             offer=offer[i],
             send_at=chosen.send_at[i].to_pydatetime() if contact[i] else None,
-            send_at_local=local[i].to_pydatetime() if contact[i] else None,
+            send_at_local=local[i] if contact[i] else None,
             timezone=request.timezone,
             propensity=float(chosen.propensity[i]),
             open_probability=None if np.isnan(opens[i]) else float(opens[i]),

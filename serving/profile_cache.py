@@ -1,10 +1,11 @@
 """A time-bounded cache of customer profiles in front of the online store.
 
 Reading profiles from the online store costs ~1 ms for one customer and ~0.15-0.2 s for 1,000
-(SQLite store, ``benchmarks/bench_profiles.py``): more than the rest of a decision. Profiles are snapshots materialised at intervals
-(daily in practice), so reusing one for ``ttl_seconds`` changes no decision made within that
-time of a materialisation; a reload of the service builds a new, empty cache. Unknown customers
-are cached too (as unknown): a profile materialised later is seen once their entry expires.
+(SQLite store, ``benchmarks/bench_profiles.py``): more than the rest of a decision. Profiles
+are snapshots materialised at intervals (daily in practice), so reusing one for ``ttl_seconds``
+changes no decision made within that time of a materialisation; a reload of the service builds
+a new, empty cache. Unknown customers are cached too (as unknown): a profile materialised later
+is seen once their entry expires.
 
 Rows are kept as the store returned them ("chunks", turned once into
 :data:`~serving.feature_rows.FeatureRows`), located through a dict by customer id: a hash lookup

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 
 from features.labels import OBSERVED_OPEN_CHANNELS
+from reminder_policy.local_time import NAT, to_local, wall_clock_instants
 from serving.feature_rows import FeatureRows, take_rows
 from training.model import CalibratedLightGBM
 
 NS_PER_HOUR = 3_600 * 10**9
+_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -44,23 +47,16 @@ def candidate_hours(send_hours: tuple[int, int], quiet_hours: tuple[int, int]) -
 
 def _wall_clock(times: pd.DatetimeIndex, zones: np.ndarray) -> np.ndarray:
     """Local wall-clock times (naive ns) of UTC ``times`` in each row's zone."""
-    local = np.empty(len(times), dtype="datetime64[ns]")
-    for zone in pd.unique(zones):
-        rows = np.flatnonzero(zones == zone)
-        local[rows] = times[rows].tz_convert(zone).tz_localize(None).as_unit("ns").to_numpy()
-    return local
+    return to_local(times.as_unit("ns").asi8, zones).view("datetime64[ns]")
 
 
 def _to_utc(wall: np.ndarray, zones: np.ndarray) -> np.ndarray:
     """UTC ns of local wall-clock times (n, k); NaT-as-int for times a DST change skips or
     repeats (never at reminder hours in practice; such candidates are simply dropped)."""
-    out = np.empty(wall.shape, dtype=np.int64)
-    for zone in pd.unique(zones):
-        rows = np.flatnonzero(zones == zone)
-        flat = pd.DatetimeIndex(wall[rows].reshape(-1))
-        utc = flat.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").as_unit("ns").asi8
-        out[rows] = utc.reshape(len(rows), -1)
-    return out
+    k = wall.shape[1]
+    found = wall_clock_instants(wall.reshape(-1).astype(np.int64), np.repeat(zones, k))
+    utc = np.where(found.ambiguous, NAT, found.earliest)
+    return utc.reshape(wall.shape)
 
 
 def plan_send_times(
@@ -119,12 +115,14 @@ def weekday(day: np.ndarray) -> np.ndarray:
     return ((days + 3) % 7).astype(np.float64)
 
 
-def local_times(times: pd.DatetimeIndex, zones: np.ndarray) -> list[pd.Timestamp]:
-    """Each UTC time in its row's zone (aware timestamps), for the decision's local send time."""
-    out: list[pd.Timestamp] = [pd.NaT] * len(times)  # type: ignore[list-item]
-    for zone in pd.unique(zones):
-        rows = np.flatnonzero(zones == zone)
-        converted = times[rows].tz_convert(zone)
-        for row, value in zip(rows, converted, strict=True):
-            out[row] = value
-    return out
+def local_times(times: pd.DatetimeIndex, zones: np.ndarray) -> list[datetime]:
+    """Each UTC time (never NaT) as an aware datetime at its zone's offset then: what the
+    decision shows as the local send time (JSON carries the offset, not the zone's name)."""
+    utc = times.as_unit("ns").asi8
+    local = to_local(utc, zones)
+    return [
+        (_EPOCH + timedelta(microseconds=wall // 1000)).replace(
+            tzinfo=timezone(timedelta(microseconds=(wall - instant) // 1000))
+        )
+        for wall, instant in zip(local.tolist(), utc.tolist(), strict=True)
+    ]

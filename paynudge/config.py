@@ -238,8 +238,20 @@ class SmtpSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="SMTP server host.")
     port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
-    starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS.")
-    username: str | None = Field(default=None, description="Login name (no login when absent).")
+    starttls: bool = Field(
+        default=False,
+        description="Upgrade the connection with STARTTLS, verifying the server's certificate and "
+        "host name; a server not offering it is an error (never a fall back to clear text).",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM bundle of certificate authorities to verify the server with; the "
+        "system's when unset (needs starttls).",
+    )
+    username: str | None = Field(
+        default=None,
+        description="Login name (no login when absent); only with starttls, or to a loopback host.",
+    )
     password: SecretStr | None = Field(default=None, description="Login password.")
     sender: str = Field(
         default="PayNudge <billing@example.com>", description="From address of reminders."

@@ -3,11 +3,17 @@
 SMTP has no idempotency: once the DATA command has started, a lost connection leaves the message
 sent or not. That case raises :class:`OutcomeUnknown` (the outbox flags it for reconciliation);
 every failure before DATA is safe to retry, and a 5xx reply is final.
+
+With ``starttls`` on, the connection is upgraded before anything else is said, the server's
+certificate and host name are always verified (against ``ca_file``, or the system's authorities),
+and a server that does not offer STARTTLS is an error, never a reason to go on in clear text.
+A password is sent only over TLS or to a loopback host.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -15,6 +21,7 @@ from email.utils import formatdate
 
 from dispatcher.channels.base import Envelope, OutcomeUnknown, SendFailed
 from paynudge.config import SmtpSettings
+from paynudge.errors import ConfigError
 
 KEY_HEADER = "X-PayNudge-Idempotency-Key"
 PERMANENT_FROM = 500
@@ -35,6 +42,36 @@ def email_message(envelope: Envelope, sender: str) -> EmailMessage:
     return message
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost`` or a loopback address), without DNS."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    """The context STARTTLS verifies the server with (None when ``starttls`` is off).
+
+    Certificate and host-name checks stay on: ``ca_file`` only chooses whom to trust."""
+    if not settings.starttls:
+        if settings.ca_file is not None:
+            raise ConfigError(
+                f"dispatcher.smtp.ca_file is set ({settings.ca_file}) but starttls is off: "
+                "turn starttls on, or remove ca_file"
+            )
+        return None
+    try:
+        return ssl.create_default_context(cafile=settings.ca_file)
+    except OSError as error:  # ssl.SSLError included: not PEM, no certificate in it
+        raise ConfigError(
+            f"dispatcher.smtp.ca_file: cannot load certificate authorities from "
+            f"{settings.ca_file} ({error})"
+        ) from None
+
+
 class SmtpTransport:
     """``smtp``: one connection kept open across messages, reopened after any failure."""
 
@@ -43,7 +80,17 @@ class SmtpTransport:
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
+        self._tls_context = tls_context(settings)
+        if settings.username and not settings.starttls and not is_loopback(settings.host):
+            raise ConfigError(
+                f"dispatcher.smtp: login to {settings.host} without starttls would send the "
+                "password in clear text; turn starttls on (or log in only to a loopback host)"
+            )
         self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def _address(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is not None:
@@ -51,21 +98,49 @@ class SmtpTransport:
         options = self.settings
         try:
             smtp = smtplib.SMTP(options.host, options.port, timeout=options.timeout_seconds)
+        except (OSError, smtplib.SMTPException) as error:
+            raise SendFailed(
+                f"SMTP {self._address}: cannot connect ({error})", retry=True
+            ) from None
+        try:
+            self._open_session(smtp)
+        except BaseException:
+            smtp.close()
+            raise
+        self._smtp = smtp
+        return smtp
+
+    def _open_session(self, smtp: smtplib.SMTP) -> None:
+        """EHLO, then STARTTLS when set (never going on in clear text), then login when set."""
+        options = self.settings
+        try:
             smtp.ehlo_or_helo_if_needed()
-            if options.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+            if self._tls_context is not None:
+                if not smtp.has_extn("starttls"):
+                    raise SendFailed(
+                        f"SMTP {self._address}: starttls is on but the server does not offer "
+                        "STARTTLS; not sending in clear text",
+                        retry=True,
+                    )
+                smtp.starttls(context=self._tls_context)
                 smtp.ehlo()
             if options.username:
                 password = options.password.get_secret_value() if options.password else ""
                 smtp.login(options.username, password)
         except smtplib.SMTPAuthenticationError as error:
-            raise SendFailed(f"SMTP login refused: {error.smtp_code}", retry=False) from None
+            raise SendFailed(
+                f"SMTP {self._address}: login refused: {error.smtp_code}", retry=False
+            ) from None
+        except ssl.SSLCertVerificationError as error:
+            raise SendFailed(
+                f"SMTP {self._address}: server certificate not accepted ({error.verify_message}); "
+                "dispatcher.smtp.ca_file names the authorities to trust",
+                retry=True,
+            ) from None
         except (OSError, smtplib.SMTPException) as error:
             raise SendFailed(
-                f"SMTP {options.host}:{options.port}: cannot connect ({error})", retry=True
+                f"SMTP {self._address}: cannot connect ({error})", retry=True
             ) from None
-        self._smtp = smtp
-        return smtp
 
     def send(self, envelope: Envelope) -> str:
         message = email_message(envelope, self.settings.sender)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pandas as pd
 
 from paynudge.config import Settings
@@ -128,7 +129,7 @@ class DecisionLog:
     ) -> None:
         """Log each decision with its request and feature row."""
         now = datetime.now(UTC).isoformat()
-        feature_rows = [json.dumps(record) for record in feature_records(features)]
+        feature_rows = [orjson.dumps(record).decode() for record in feature_records(features)]
         rows = [
             (
                 str(decision.decision_id), now, request.now.isoformat(), decision.customer_id,

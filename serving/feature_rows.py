@@ -16,7 +16,6 @@ decision log and the explanations, as the frame they came from would give.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -70,20 +69,23 @@ def flags(values: np.ndarray) -> np.ndarray:
 
 
 def _plain(values: np.ndarray, kind: str | None) -> list[object]:
-    """Python values of one column: NaN as None, counts as ints, flags as booleans."""
+    """Python values of one column: NaN as None, counts as ints, flags as booleans (each
+    conversion one numpy pass, not a Python loop per value)."""
     if values.dtype.kind != "f":
-        return [None if value is None else _native(value) for value in values.tolist()]
-    numbers = values.tolist()
+        column = values.astype(object)
+        if values.dtype == object:  # a float NaN inside an object column is missing too
+            missing = np.fromiter((v != v for v in values.tolist()), bool, len(values))
+            column[missing] = None
+        return column.tolist()
+    missing = np.isnan(values)
     if kind == "int":
-        return [None if math.isnan(v) else int(v) for v in numbers]
-    if kind == "bool":
-        return [None if math.isnan(v) else v == 1.0 for v in numbers]
-    return [None if math.isnan(v) else v for v in numbers]
-
-
-def _native(value: object) -> object:
-    """A float NaN inside an object column is missing too."""
-    return None if isinstance(value, float) and math.isnan(value) else value
+        column = np.where(missing, 0, values).astype(np.int64).astype(object)
+    elif kind == "bool":
+        column = (values == 1.0).astype(object)
+    else:
+        column = values.astype(object)
+    column[missing] = None
+    return column.tolist()
 
 
 def feature_records(rows: Mapping[str, np.ndarray]) -> list[dict[str, object]]:

@@ -304,12 +304,13 @@ def _envelope(relay: Relay, message: dict, fact: Mapping[str, Any], at: datetime
             f"customer {fact['customer_id']}: no {RECIPIENT_COLUMN[channel]} for a {channel} "
             f"reminder (invoice {fact['invoice_id']})"
         )
-    rendered = relay.renderer.render(_facts(relay, message, fact, at))
+    facts = _facts(relay, message, fact, at)
+    rendered = relay.renderer.render(facts)
     return Envelope(
         message_id=message["message_id"], channel=channel, recipient=str(recipient),
         customer_id=str(fact["customer_id"]), invoice_id=str(fact["invoice_id"]),
         language=message["language"], subject=rendered.subject, text=rendered.text,
-        html=rendered.html,
+        html=rendered.html, link=facts.payment_link,
     )  # fmt: skip
 
 

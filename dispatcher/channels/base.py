@@ -29,6 +29,9 @@ class Envelope:
     subject: str | None
     text: str
     html: str | None
+    link: str | None = None
+    """The tracked payment link (a click token): what a push notification opens when tapped;
+    providers of other channels get it too (SMS and e-mail also show it in their text)."""
 
 
 class SendFailed(PayNudgeError):

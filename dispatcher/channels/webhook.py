@@ -59,6 +59,7 @@ class WebhookTransport:
                 "invoice_id": envelope.invoice_id,
                 "language": envelope.language,
                 "text": envelope.text,
+                "link": envelope.link,
             },
             ensure_ascii=False,
         ).encode()

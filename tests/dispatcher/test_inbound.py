@@ -342,3 +342,40 @@ def test_sent_emails_link_through_the_inbound_app(setup, settings) -> None:
         kinds = set(session.scalars(select(MessageEvent.kind).where(
             MessageEvent.message_id == envelope["message_id"])))  # fmt: skip
     assert {"opened", "clicked"} <= kinds
+
+
+def test_push_notifications_carry_the_tracked_link(tiny_world: World, settings, kit) -> None:
+    """A push notification shows no link in its text: the provider gets the tracked payment
+    link beside it (what a tap opens), and the inbound app records the tap as a click."""
+
+    def push_first(request: dict) -> tuple[str, str, str] | None:
+        overrides = request["overrides"]
+        if overrides["consent_push"] and not overrides["opted_out_push"]:
+            return "push", "friendly", "none"
+        return None
+
+    client = DecisionClient(
+        "http://decisions.test",
+        kit.token,
+        transport=httpx.MockTransport(kit.fake_decide(push_first)),
+    )
+    dispatcher = Dispatcher(settings, client=client)
+    tables = {**tiny_world.tables, "payments": tiny_world.tables["payments"].iloc[:0]}
+    load_tables(dispatcher.sessions, tables, dispatcher.workflow)
+    dispatcher.run_once(T0)
+    dispatcher.run_once(T0 + timedelta(days=2))
+    pushed = [
+        json.loads(path.read_text()) for path in (outbox_folder(settings) / "push").glob("*.json")
+    ]
+    assert pushed, "expected push notifications in the dry-run outbox"
+    base = settings.dispatcher.link_base_url
+    assert all(envelope["link"].startswith(f"{base}/c/") for envelope in pushed)
+    assert all(base not in envelope["text"] for envelope in pushed)
+    app = TestClient(inbound_app(settings, dispatcher.sessions, clock=lambda: NOW))
+    tapped = pushed[0]
+    assert app.get(tapped["link"].removeprefix(base), follow_redirects=False).status_code == 302
+    with dispatcher.sessions() as session:
+        kinds = set(session.scalars(select(MessageEvent.kind).where(
+            MessageEvent.message_id == tapped["message_id"])))  # fmt: skip
+    assert "clicked" in kinds
+    dispatcher.close()

@@ -51,6 +51,8 @@ class PlanReport:
     no_contact: int = 0
     blocked: int = 0
     case_tasks: int = 0
+    seconds: float = 0.0
+    """Wall time of the planning pass, waiting for /decide included."""
     decide_seconds: float = 0.0
     batches: int = field(default=0)
 
@@ -68,11 +70,12 @@ def plan_due(
     process: str,
 ) -> PlanReport:
     """Plan every invoice whose next stage has started by ``now`` (batch after batch)."""
-    total = PlanReport()
+    total, started = PlanReport(), time.perf_counter()
     while True:
         with sessions.begin() as session:
             ids = _take_invoices(session, now, settings.dispatcher.decide_batch_size)
             if not ids:
+                total.seconds = time.perf_counter() - started
                 return total
             report = _plan_batch(session, ids, client, settings, workflow, now, process)
         total.add(report)

@@ -92,16 +92,18 @@ def plan_send_times(
     k = utc.shape[1]
     candidate_hours = np.column_stack([first_hour, np.broadcast_to(hours, (rows.size, k - 1))])
     # Candidates of a message differ only in the hour: build each message's row once, then
-    # repeat it and set the hour column.
+    # repeat it per candidate and set the hour column.
     candidates = take_rows(features, rows)
     candidates["send_hour"] = np.zeros(rows.size)
     candidates["send_weekday"] = weekday(day)
     for column in ("channel", "tone", "offer", "stage"):
         candidates[column] = np.asarray(message[column], dtype=object)[rows]
-    matrix = np.repeat(model.feature_matrix(candidates), k, axis=0)
-    matrix[:, model.feature_index("send_hour")] = candidate_hours.reshape(-1)
-    scores = model.predict_proba_matrix(matrix)[:, 1].reshape(rows.size, k)
-    scores = np.where(valid, scores, -np.inf)
+    # Only valid candidates are scored (earlier hours of the day are the most common misses).
+    message_of, candidate_of = np.nonzero(valid)
+    matrix = model.feature_matrix(candidates)[message_of]
+    matrix[:, model.feature_index("send_hour")] = candidate_hours[message_of, candidate_of]
+    scores = np.full((rows.size, k), -np.inf)
+    scores[message_of, candidate_of] = model.predict_proba_matrix(matrix)[:, 1]
     best = np.argmax(scores, axis=1)
     picked = np.arange(rows.size)
     send_at[rows] = utc[picked, best]

@@ -63,7 +63,7 @@ def action_names(actions: np.ndarray) -> dict[str, np.ndarray]:
 
     def names(index: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
         out = np.array(vocabulary, dtype=object)[np.maximum(index[actions], 0)]
-        return np.where(contact, out, None)
+        return np.asarray(np.where(contact, out, None))
 
     return {
         "channel": names(ACTION_CHANNEL, CHANNELS),

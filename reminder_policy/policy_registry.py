@@ -97,8 +97,8 @@ def dr_difference(
         "estimated_rewards": q_hat,
     }  # fmt: skip
     diff = (
-        ope.dr_rounds(action_dist=challenger, **arrays).rounds()
-        - ope.dr_rounds(action_dist=champion, **arrays).rounds()
+        ope.dr_rounds(action_dist=challenger, **arrays).rounds()  # type: ignore[arg-type]
+        - ope.dr_rounds(action_dist=champion, **arrays).rounds()  # type: ignore[arg-type]
     )
     rng = np.random.default_rng(seed)
     draws = diff[rng.integers(0, len(diff), size=(BOOTSTRAP_DRAWS, len(diff)))].mean(axis=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from paynudge.config import Settings
@@ -51,7 +52,7 @@ def registry_scorer(settings: Settings) -> Scorer | None:
     def score(features: pd.DataFrame) -> pd.DataFrame:
         try:
             return pd.DataFrame(
-                {column: model.predict(features).to_numpy() for column, model in models.items()},
+                {column: np.asarray(model.predict(features)) for column, model in models.items()},
                 index=features.index,
             )
         except Exception as error:  # MLflow raises its own types for schema mismatches

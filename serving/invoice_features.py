@@ -82,7 +82,7 @@ def override_value(name: str, value: object) -> object:
     return float(value)  # type: ignore[arg-type]
 
 
-def apply_overrides(features: FeatureRows, overrides: Sequence[dict[str, object]]) -> None:
+def apply_overrides(features: FeatureRows, overrides: Sequence[Mapping[str, object]]) -> None:
     """Write each row's override values into ``features`` (replacing, never mutating, a column:
     the cached profile rows may share its array)."""
     names = sorted({name for row in overrides for name in row})

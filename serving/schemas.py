@@ -48,7 +48,7 @@ class _Strict(BaseModel):
 class DecisionRequest(_Strict):
     """One open invoice to decide a reminder for, with the dispatcher's contact state."""
 
-    model_config = ConfigDict(json_schema_extra={"example": EXAMPLE_REQUEST})
+    model_config = ConfigDict(json_schema_extra={"example": EXAMPLE_REQUEST})  # type: ignore[dict-item]
 
     customer_id: Identifier
     invoice_id: Identifier
@@ -59,7 +59,7 @@ class DecisionRequest(_Strict):
     now: AwareDatetime = Field(description="Decision time (time-zone aware).")
     timezone: str = Field(
         description="The customer's IANA time zone (Europe/Amsterdam).",
-        json_schema_extra={"enum": sorted(TIMEZONES)},
+        json_schema_extra={"enum": sorted(TIMEZONES)},  # type: ignore[dict-item]
     )
     attempts: Count = Field(default=0, description="Contacts about this invoice so far.")
     calls_7d: Count = Field(default=0, description="Call attempts about this invoice, 7 days.")

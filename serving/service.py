@@ -174,6 +174,7 @@ class PayNudgeDecisions:
         return EchoOutput(message=message)
 
 
-PayNudgeDecisions.add_asgi_middleware(BearerAuth)
-PayNudgeDecisions.add_asgi_middleware(ErrorBodies)
-PayNudgeDecisions.mount_asgi_app(routes_app, path="/")
+# ``@bentoml.service`` returns a Service wrapping the class; its type stubs say the class.
+PayNudgeDecisions.add_asgi_middleware(BearerAuth)  # type: ignore[attr-defined]
+PayNudgeDecisions.add_asgi_middleware(ErrorBodies)  # type: ignore[attr-defined]
+PayNudgeDecisions.mount_asgi_app(routes_app, path="/")  # type: ignore[attr-defined]

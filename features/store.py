@@ -361,9 +361,9 @@ def online_features(
     codes, distinct = pd.factorize(np.array(ids, dtype=object))
     if ids:
         key = _StoreKey(settings.home, settings.features_dir, settings.online_store_url, settings)
-        serving = _serving_store(key)
-        read = _read_online if serving.online is not None else _read_public
         with feast_sqlite_times(read_cache=True), _collector_paused():
+            serving = _serving_store(key)  # opened once, in turn: Feast's registry is a file
+            read = _read_online if serving.online is not None else _read_public
             columns, known = read(serving, list(distinct), selected)
     else:
         columns = {feature.name: _typed([], feature) for feature in selected}

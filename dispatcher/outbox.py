@@ -3,18 +3,23 @@
 Exactly once where the channel allows it, never silently lost:
 
 1. *claim*: due ``pending`` messages are taken under a lease (``FOR UPDATE SKIP LOCKED`` on
-   PostgreSQL) and marked ``claimed`` in their own transaction. A customer's messages go out in
-   send-time order: a message waits while an earlier one of the same customer is unfinished, so
-   the contact caps count every message before it, even across processes.
+   PostgreSQL) and marked ``claimed`` in their own transaction, which also reads what the
+   re-check needs. A customer's messages go out in send-time order: a message waits while an
+   earlier one of the same customer is unfinished (claimed or in flight included), so the contact
+   caps count every message before it, even across processes.
 2. *re-check* the guardrails at the send instant (paid, opted out, quiet hours, caps, disputes):
    a broken rule makes the message ``blocked`` with the codes.
 3. *render* it: a template error parks this message with the error, the batch goes on.
 4. *send*: on a transport without idempotency (SMTP) the message is first marked ``sending``
-   (committed); the transport's answer makes it ``sent``, ``pending`` again with a pause
-   (``retry_pauses_seconds``), or ``parked`` with the error once the retries are spent.
+   (committed), then sent and recorded, one at a time on one connection. Idempotent transports
+   (files, webhooks with their key, letters) send from :data:`SEND_THREADS` threads while the
+   next batch is claimed and rendered; their answers are recorded a batch later. The answer makes
+   a message ``sent``, ``pending`` again with a pause (``retry_pauses_seconds``), or ``parked``
+   with the error once the retries are spent (see :mod:`dispatcher.delivery`).
 5. *recover*: a lease that expired means its process died. ``claimed`` messages go back to
    ``pending`` (never handed over); a ``sending`` message is re-sent with its idempotency key
    when its transport honours one, and flagged ``reconcile`` otherwise (it may have gone out).
+   A message in flight on an idempotent transport is still ``claimed``: re-sent after a crash.
 
 Instants: by default the wall clock. Given ``until`` (a replay of the past, as the simulated
 cycles and the tests run), every message is sent at its own scheduled instant up to ``until``.
@@ -24,20 +29,21 @@ Leases always use the wall clock.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from dispatcher import audit
-from dispatcher.channels.base import Envelope, OutcomeUnknown, SendFailed, Transport
+from dispatcher.channels.base import Envelope, Transport
+from dispatcher.delivery import Change, blocked, envelope, outcome, parked
 from dispatcher.links import LinkMaker
 from dispatcher.recheck import broken_rules, situation
-from dispatcher.rendering import MessageFacts, Renderer, TemplateError, format_amount
+from dispatcher.rendering import Renderer, TemplateError
 from dispatcher.stages import Workflow
 from dispatcher.state import Message
 from paynudge.config import Settings
@@ -47,12 +53,15 @@ IDEMPOTENT_TRANSPORTS = frozenset({"dry_run", "webhook", "pdf"})
 UNFINISHED: tuple[str, ...] = ("pending", "claimed", "sending")
 OWNED: tuple[str, ...] = ("claimed", "sending")
 """Statuses in which a message belongs to the process that claimed it."""
-RECIPIENT_COLUMN = {"email": "email", "sms": "phone", "call": "phone", "push": "customer_id",
-                    "letter": "name"}  # fmt: skip
-
-
-Change = tuple[str, dict[str, object], str, dict[str, object]]
-"""A message id, the column values to set, the audit event and its detail."""
+SEND_THREADS = 4
+"""Threads sending on idempotent transports: they wait on files and providers while the main
+thread renders (one outbox folder serialises file creation, so more threads gain nothing there;
+webhooks gain from a few requests in flight)."""
+MESSAGE_COLUMNS = (
+    Message.message_id, Message.invoice_id, Message.channel, Message.tone, Message.offer,
+    Message.language, Message.stage, Message.send_at, Message.send_before,
+    Message.next_attempt_at, Message.attempts,
+)  # fmt: skip
 
 
 @dataclass
@@ -81,6 +90,24 @@ class Relay:
     settings: Settings
     workflow: Workflow
     process: str
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    """Claimed messages (in send-time order) with their facts, broken rules and send instants."""
+
+    messages: list[dict[str, Any]]
+    facts: list[dict[str, Any]]
+    broken: list[tuple[str, ...]]
+    instants: list[datetime]
+
+
+@dataclass
+class InFlight:
+    """A batch whose idempotent sends are running: the changes known and the sends pending."""
+
+    changes: list[Change] = field(default_factory=list)
+    sends: list[tuple[dict[str, Any], datetime, Future[str]]] = field(default_factory=list)
 
 
 def wall_clock() -> datetime:
@@ -112,18 +139,26 @@ def recover(relay: Relay) -> int:
 
 
 def send_due(relay: Relay, until: datetime | None = None) -> SendReport:
-    """Send every message due by ``until`` (default: now, on the wall clock)."""
+    """Send every message due by ``until`` (default: now, on the wall clock).
+
+    One batch is in flight while the next is claimed and rendered; an empty claim with a batch
+    in flight records it first (its customers' later messages may be due)."""
     total = SendReport()
-    while True:
-        ids = _claim(relay, until)
-        if not ids:
-            return total
-        total.add(_send_batch(relay, ids, until))
+    in_flight: InFlight | None = None
+    relay.renderer.refresh()  # templates are read once per pass
+    with ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="paynudge-send") as pool:
+        while True:
+            batch = _claim(relay, until)
+            if batch is None and in_flight is None:
+                return total
+            started = _start(relay, batch, pool, total) if batch is not None else None
+            if in_flight is not None:
+                _record(relay, in_flight, total)
+            in_flight = started
 
 
-def _claim(relay: Relay, until: datetime | None) -> list[str]:
-    now = wall_clock()
-    horizon = until or now
+def _due(relay: Relay, horizon: datetime) -> Select[Any]:
+    """The next due messages not waiting for an earlier unfinished one of their customer."""
     earlier = aliased(Message)
     blocked_by_earlier = (
         select(earlier.message_id)
@@ -137,8 +172,8 @@ def _claim(relay: Relay, until: datetime | None) -> list[str]:
         )
         .exists()
     )
-    query = (
-        select(Message.message_id)
+    return (
+        select(*MESSAGE_COLUMNS)
         .where(
             Message.status == "pending",
             func.coalesce(Message.next_attempt_at, Message.send_at) <= horizon,
@@ -148,106 +183,86 @@ def _claim(relay: Relay, until: datetime | None) -> list[str]:
         .limit(relay.settings.dispatcher.send_batch_size)
         .with_for_update(skip_locked=True, of=Message)
     )
+
+
+def _claim(relay: Relay, until: datetime | None) -> ClaimedBatch | None:
+    """Claim the next batch and read what its re-check needs, in one transaction."""
+    now = wall_clock()
     lease = now + timedelta(seconds=relay.settings.dispatcher.lease_seconds)
     with relay.sessions.begin() as session:
-        ids = list(session.scalars(query))
+        messages = [row._asdict() for row in session.execute(_due(relay, until or now))]
+        if not messages:
+            return None
+        ids = [message["message_id"] for message in messages]
         session.execute(
             update(Message)
             .where(Message.message_id.in_(ids))
             .values(status="claimed", claimed_by=relay.process, lease_until=lease, claimed_at=now)
         )
         audit.record(session, now, relay.process, "message", ids, "claimed")
-    return ids
+        return _recheck(relay, session, messages, until)
 
 
-def _send_batch(relay: Relay, ids: list[str], until: datetime | None) -> SendReport:
-    report = SendReport(claimed=len(ids))
-    with relay.sessions() as session:
-        messages = pd.DataFrame(
-            session.execute(
-                select(Message.message_id, Message.invoice_id, Message.channel, Message.tone,
-                       Message.offer, Message.language, Message.stage, Message.transport,
-                       Message.send_at, Message.send_before, Message.next_attempt_at,
-                       Message.attempts)
-                .where(Message.message_id.in_(ids)).order_by(Message.send_at, Message.message_id)
-            ).all(),
-            columns=["message_id", "invoice_id", "channel", "tone", "offer", "language", "stage",
-                     "transport", "send_at", "send_before", "next_attempt_at", "attempts"],
-        )  # fmt: skip
-        facts = situation(session, messages["invoice_id"].tolist())
-        instants = _instants(messages, until)
-        before = pd.DatetimeIndex(pd.to_datetime(messages["send_before"], utc=True))
-        broken = broken_rules(
-            session, facts, messages["channel"].tolist(), messages["tone"].tolist(),
-            messages["offer"].tolist(), instants, relay.settings.policy.guardrails, before,
-        )  # fmt: skip
-    finished: list[Change] = []
-    fact_rows = facts.to_dict("records")
-    for i, message in enumerate(messages.to_dict("records")):
-        at = instants[i].to_pydatetime()
-        if broken[i]:
+def _recheck(
+    relay: Relay, session: Session, messages: list[dict[str, Any]], until: datetime | None
+) -> ClaimedBatch:
+    facts = situation(session, [message["invoice_id"] for message in messages])
+    instants = _instants(messages, until)
+    before = _column_instants(messages, "send_before")
+    broken = broken_rules(
+        session, facts, [m["channel"] for m in messages], [m["tone"] for m in messages],
+        [m["offer"] for m in messages], instants, relay.settings.policy.guardrails, before,
+    )  # fmt: skip
+    return ClaimedBatch(messages, facts.to_dict("records"), broken, list(instants.to_pydatetime()))
+
+
+def _start(
+    relay: Relay, batch: ClaimedBatch, pool: ThreadPoolExecutor, report: SendReport
+) -> InFlight:
+    """Block, render and send the batch: SMTP at once, idempotent transports in ``pool``."""
+    report.claimed += len(batch.messages)
+    flight = InFlight()
+    for message, fact, rules, at in zip(
+        batch.messages, batch.facts, batch.broken, batch.instants, strict=True
+    ):
+        if rules:
             report.blocked += 1
-            codes = ",".join(broken[i])
-            finished.append((message["message_id"], {"status": "blocked", "blocked_at": at,
-                             "reasons": codes}, "blocked", {"reasons": codes}))  # fmt: skip
+            flight.changes.append(blocked(message["message_id"], at, rules))
             continue
-        change = _deliver(relay, message, fact_rows[i], at, report)
-        finished.append(change)
+        try:
+            ready = envelope(relay, message, fact, at)
+        except TemplateError as error:
+            report.parked += 1
+            flight.changes.append(parked(message["message_id"], at, str(error)))
+            continue
+        transport = relay.transports[message["channel"]]
+        if transport.idempotent:
+            flight.sends.append((message, at, pool.submit(transport.send, ready)))
+        else:
+            _send_unrepeatable(relay, message, at, transport, ready, report)
+    return flight
+
+
+def _send_unrepeatable(
+    relay: Relay, message: dict[str, Any], at: datetime, transport: Transport, ready: Envelope,
+    report: SendReport,
+) -> None:  # fmt: skip
+    """SMTP: ``sending`` committed before the exchange, its outcome committed right after."""
     with relay.sessions.begin() as session:
-        _finish(session, relay, finished)
-    return report
+        _finish(session, relay, [(message["message_id"], {"status": "sending", "sending_at": at},
+                                  "sending", {})])  # fmt: skip
+    change = outcome(relay, message, at, lambda: transport.send(ready), report)
+    with relay.sessions.begin() as session:
+        _finish(session, relay, [change])
 
 
-def _deliver(
-    relay: Relay, message: dict, fact: Mapping[str, Any], at: datetime, report: SendReport
-) -> Change:
-    """Render and send one message; the change to record (SMTP's is recorded at once)."""
-    message_id = message["message_id"]
-    try:
-        envelope = _envelope(relay, message, fact, at)
-    except TemplateError as error:
-        report.parked += 1
-        return message_id, {"status": "parked", "parked_at": at, "last_error": str(error)}, \
-            "parked", {"error": str(error)}  # fmt: skip
-    transport = relay.transports[message["channel"]]
-    change: Change
-    if not transport.idempotent:
-        with relay.sessions.begin() as session:
-            _finish(session, relay, [(message_id, {"status": "sending", "sending_at": at},
-                                      "sending", {})])  # fmt: skip
-    try:
-        reference = transport.send(envelope)
-    except OutcomeUnknown as error:
-        report.reconcile += 1
-        change = (message_id, {"status": "reconcile", "flagged_at": at, "last_error": str(error)},
-                  "reconcile", {"error": str(error)})  # fmt: skip
-    except SendFailed as error:
-        change = _failed(relay, message, at, error, report)
-    else:
-        report.sent += 1
-        change = (message_id, {"status": "sent", "sent_at": at, "provider_ref": reference[:256]},
-                  "sent", {"transport": transport.name})  # fmt: skip
-    if not transport.idempotent:
-        with relay.sessions.begin() as session:
-            _finish(session, relay, [change])
-        return message_id, {}, "", {}
-    return change
-
-
-def _failed(
-    relay: Relay, message: dict, at: datetime, error: SendFailed, report: SendReport
-) -> Change:
-    pauses = relay.settings.dispatcher.retry_pauses_seconds
-    attempts = int(message["attempts"]) + 1
-    if error.retry and attempts <= len(pauses):
-        report.retried += 1
-        again = at + timedelta(seconds=pauses[attempts - 1])
-        return message["message_id"], {"status": "pending", "attempts": attempts,
-                "next_attempt_at": again, "last_error": str(error)}, "retry", \
-            {"error": str(error), "next_attempt_at": again}  # fmt: skip
-    report.parked += 1
-    return message["message_id"], {"status": "parked", "attempts": attempts, "parked_at": at,
-            "last_error": str(error)}, "parked", {"error": str(error)}  # fmt: skip
+def _record(relay: Relay, flight: InFlight, report: SendReport) -> None:
+    """Wait for the batch's sends and record every change of it in one transaction."""
+    changes = flight.changes + [
+        outcome(relay, message, at, sending.result, report) for message, at, sending in flight.sends
+    ]
+    with relay.sessions.begin() as session:
+        _finish(session, relay, changes)
 
 
 def _finish(session: Session, relay: Relay, changes: Sequence[Change]) -> None:
@@ -287,47 +302,14 @@ def _set(session: Session, ids: Sequence[str], **values: object) -> None:
         session.execute(update(Message).where(Message.message_id.in_(list(ids))).values(**values))
 
 
-def _instants(messages: pd.DataFrame, until: datetime | None) -> pd.DatetimeIndex:
+def _instants(messages: list[dict[str, Any]], until: datetime | None) -> pd.DatetimeIndex:
     """When each message is sent: now, or (replaying up to ``until``) its scheduled instant."""
     if until is None:
         return pd.DatetimeIndex([wall_clock()] * len(messages))
-    scheduled = pd.to_datetime(messages["send_at"], utc=True)
-    retry = pd.to_datetime(messages["next_attempt_at"], utc=True)
-    return pd.DatetimeIndex(np.maximum(scheduled, retry.fillna(scheduled)))
+    scheduled = _column_instants(messages, "send_at")
+    retry = _column_instants(messages, "next_attempt_at")
+    return scheduled.where(~(retry > scheduled), retry)
 
 
-def _envelope(relay: Relay, message: dict, fact: Mapping[str, Any], at: datetime) -> Envelope:
-    channel = message["channel"]
-    recipient = fact[RECIPIENT_COLUMN[channel]]
-    if recipient is None or recipient == "":
-        raise TemplateError(
-            f"customer {fact['customer_id']}: no {RECIPIENT_COLUMN[channel]} for a {channel} "
-            f"reminder (invoice {fact['invoice_id']})"
-        )
-    facts = _facts(relay, message, fact, at)
-    rendered = relay.renderer.render(facts)
-    return Envelope(
-        message_id=message["message_id"], channel=channel, recipient=str(recipient),
-        customer_id=str(fact["customer_id"]), invoice_id=str(fact["invoice_id"]),
-        language=message["language"], subject=rendered.subject, text=rendered.text,
-        html=rendered.html, link=facts.payment_link,
-    )  # fmt: skip
-
-
-def _facts(relay: Relay, message: dict, fact: Mapping[str, Any], at: datetime) -> MessageFacts:
-    terms, currency = relay.workflow.offers, relay.workflow.currency
-    language = message["language"]
-    due: date = fact["due_date"]
-    today = at.date()
-    amount = float(fact["amount"])
-    return MessageFacts(
-        channel=message["channel"], tone=message["tone"], language=language,
-        offer=message["offer"], invoice_id=str(fact["invoice_id"]),
-        customer_name=str(fact["name"]), amount=format_amount(amount, currency, language),
-        due_date=due.isoformat(), days_overdue=max((today - due).days, 0), stage=message["stage"],
-        **relay.links.message_links(message["message_id"], at), today=today.isoformat(),
-        extension_days=terms.extension_days,
-        extended_date=(max(due, today) + timedelta(days=terms.extension_days)).isoformat(),
-        instalments=terms.instalments,
-        instalment_amount=format_amount(amount / terms.instalments, currency, language),
-    )  # fmt: skip
+def _column_instants(messages: list[dict[str, Any]], column: str) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime([m[column] for m in messages], utc=True))

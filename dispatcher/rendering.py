@@ -127,6 +127,20 @@ class Renderer:
             loader=loader, undefined=jinja2.StrictUndefined, autoescape=True
         )
         self._html.filters["linkify"] = _linkify
+        self._templates: dict[tuple[bool, str], jinja2.Template] = {}
+        """Templates by (HTML, name) since the last :meth:`refresh`: no file check per message."""
+
+    def refresh(self) -> None:
+        """Pick up edited template files from now on (a sending pass calls it once)."""
+        self._templates.clear()
+
+    def _template(self, name: str, *, html: bool = False) -> jinja2.Template:
+        key = (html, name)
+        template = self._templates.get(key)
+        if template is None:
+            environment = self._html if html else self._text
+            template = self._templates[key] = environment.get_template(name)
+        return template
 
     def render(self, facts: MessageFacts) -> RenderedMessage:
         """The message's text (and subject and HTML for e-mail); :class:`TemplateError` if not."""
@@ -155,7 +169,7 @@ class Renderer:
         values: dict[str, object] = {f.name: getattr(facts, f.name) for f in FACT_FIELDS}
         values["offer_text"] = self._offer(facts, values, short=False)
         values["offer_short"] = self._offer(facts, values, short=True)
-        text = self._text.get_template(name).render(values).strip()
+        text = self._template(name).render(values).strip()
         if facts.channel == "sms":
             return self._checked_sms(name, facts, text)
         if facts.channel != "email":
@@ -174,7 +188,7 @@ class Renderer:
         subject, body = first[len(SUBJECT_PREFIX) :].strip(), body.strip()
         paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
         links = {facts.payment_link: facts.payment_link, facts.unsubscribe_link: "unsubscribe"}
-        html = self._html.get_template(HTML_LAYOUT).render(
+        html = self._template(HTML_LAYOUT, html=True).render(
             subject=subject,
             paragraphs=paragraphs,
             language=facts.language,
@@ -189,7 +203,7 @@ class Renderer:
         kind = f"{facts.offer}.short" if short else facts.offer
         if short and facts.channel not in SHORT_OFFER_CHANNELS:
             return ""
-        return self._text.get_template(f"offers/{kind}.{facts.language}.j2").render(values).strip()
+        return self._template(f"offers/{kind}.{facts.language}.j2").render(values).strip()
 
     def _checked_sms(self, name: str, facts: MessageFacts, text: str) -> RenderedMessage:
         encoding, segments = sms_segments(text)
@@ -206,6 +220,8 @@ def _linkify(paragraph: str, links: Mapping[str, str]) -> Markup:
     """An escaped paragraph whose known links are anchors; line breaks kept."""
     html = str(escape(paragraph))
     for url, label in links.items():
+        if url not in paragraph:  # most paragraphs hold no link: no escaping for them
+            continue
         safe = str(escape(url))
         html = html.replace(safe, f'<a href="{safe}">{escape(label)}</a>')
     return Markup(html.replace("\n", "<br>\n"))

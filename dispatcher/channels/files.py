@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+import orjson
+
 from dispatcher.channels.base import Envelope, SendFailed
+
+FILE_MODE = 0o666
+"""As ``open()`` creates files: the umask decides."""
 
 
 def write_atomically(path: Path, data: bytes, *, make_folder: bool = True) -> None:
@@ -15,8 +19,14 @@ def write_atomically(path: Path, data: bytes, *, make_folder: bool = True) -> No
     the outbox guards against; a machine crash loses the page cache, as for any spool.)"""
     if make_folder:
         path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
+    temporary = f"{path.parent}/.{path.name}.{os.getpid()}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        rest = memoryview(data)  # os calls: a buffered file object costs more than the write
+        while rest:
+            rest = rest[os.write(descriptor, rest) :]
+    finally:
+        os.close(descriptor)
     os.replace(temporary, path)
 
 
@@ -34,7 +44,7 @@ class FileOutbox:
     def send(self, envelope: Envelope) -> str:
         folder = self.folder / envelope.channel
         path = folder / f"{envelope.message_id}.json"
-        data = json.dumps(vars(envelope), ensure_ascii=False).encode()  # flat: no asdict copy
+        data = orjson.dumps(vars(envelope))  # flat: no asdict copy; UTF-8 as it is
         try:
             self._write(folder, path, data)
         except OSError as error:

@@ -5,12 +5,13 @@ share the work; SQLite's immediate transactions serialise them). The ``/decide``
 batch (through :class:`serving.client.DecisionClient`, over HTTP) runs on a background thread
 while the main thread writes the batch before it: the transaction that writes batch *i* first
 claims batch *i + 1* and sends its requests, then waits for batch *i*'s decisions. Writing a
-batch is one transaction: its invoices are locked again and kept only if still due, not taken
-by another process and at the stage they were decided for (the others are left for a later
-batch); final stages open a case task; every contact is re-checked against the guardrails the
-dispatcher sees locally, with what it sees now; and each (invoice, stage) gets its reminder row
-and, when a message is due, its outbox row keyed by the idempotency key. A crash rolls the
-batch back; the unique (invoice, stage) keys make a second plan of the same stage impossible.
+batch is one transaction: its invoices are locked again and kept only if still due, not held
+by another process and unchanged since the claim (:data:`WATCHED`; the others are left for a
+later batch, which decides them again); final stages open a case task; every contact is
+re-checked against the guardrails the dispatcher sees locally (suppressions and contact counts
+read again); and each (invoice, stage) gets its reminder row and, when a message is due, its
+outbox row keyed by the idempotency key. A crash rolls the batch back; the unique (invoice,
+stage) keys make a second plan of the same stage impossible.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from dispatcher.recheck import situation
 from dispatcher.reminder_rows import write_reminders
 from dispatcher.stages import Workflow, current_stage, stage_starts
 from dispatcher.state import (
+    CONSENT_COLUMNS,
+    OPT_OUT_COLUMNS,
     CaseTask,
+    Customer,
     Invoice,
     Reminder,
 )
@@ -43,6 +47,14 @@ from serving.schemas import Decision, DecisionRequest
 
 KEY_NAMESPACE = uuid.UUID("5b0d7c52-6f0e-4d55-9a53-2f1c3f0e7a11")
 """Namespace of the idempotency keys (uuid5 of ``invoice_id/stage``): stable across processes."""
+
+WATCHED = (
+    Invoice.customer_id, Invoice.issue_date, Invoice.due_date, Invoice.amount, Invoice.paid_at,
+    Invoice.dispute_opened_at, Invoice.dispute_resolved_at, Customer.timezone, Customer.language,
+    *(getattr(Customer, column) for column in (*CONSENT_COLUMNS, *OPT_OUT_COLUMNS)),
+)  # fmt: skip
+"""What an invoice's stage, its /decide request and the local re-check read: an invoice whose
+values change between its claim and the write of its batch is left for a later batch."""
 
 Ask = Callable[[Sequence[DecisionRequest]], Future[list[Decision]]]
 """Sends /decide requests on the background thread; the decisions arrive in the future."""
@@ -67,8 +79,9 @@ class PlanReport:
     seconds: float = 0.0
     """Wall time of the planning pass, waiting for /decide included."""
     decide_seconds: float = 0.0
-    """Time the planning thread was blocked waiting for decisions (the calls themselves run
-    on a background thread, while the batch before is written)."""
+    """Time the planning thread was blocked waiting for decisions."""
+    decide_call_seconds: float = 0.0
+    """Time the /decide calls took on the background thread, overlapping the writes."""
     batches: int = field(default=0)
 
     def add(self, other: PlanReport) -> None:
@@ -96,12 +109,12 @@ class _Staged:
 
 @dataclass(frozen=True)
 class _Claim:
-    """A batch taken for planning: its invoices, the keys of the stage they were claimed at and
-    the /decide call about those to remind (``asked``, in request order), in flight."""
+    """A batch taken for planning: per invoice the :data:`WATCHED` values it was staged and
+    decided with (in planning order), its stage, and the /decide call about the invoices to
+    remind (in flight)."""
 
-    ids: list[str]
-    keys: list[str]
-    asked: pd.Index
+    seen: dict[str, tuple]
+    staged: _Staged
     decisions: Future[list[Decision]] | None
 
 
@@ -117,19 +130,28 @@ def plan_due(
     batch's /decide call overlapping the writing of the batch before)."""
     total, started = PlanReport(), time.perf_counter()
     seed = settings.dispatcher.decision_seed
+    calls: list[float] = []  # each /decide call's duration (appended on the caller's thread)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decide") as caller:
 
+        def decide(requests: Sequence[DecisionRequest]) -> list[Decision]:
+            called = time.perf_counter()
+            try:
+                return client.decide(requests, seed=seed)
+            finally:
+                calls.append(time.perf_counter() - called)
+
         def ask(requests: Sequence[DecisionRequest]) -> Future[list[Decision]]:
-            return caller.submit(client.decide, requests, seed=seed)
+            return caller.submit(decide, requests)
 
         with sessions.begin() as session:
             claim = _claim(session, ask, settings, workflow, now, exclude=[])
         while claim is not None:
             with sessions.begin() as session:
-                ids = _still_due(session, claim, now)
-                following = _claim(session, ask, settings, workflow, now, exclude=claim.ids)
-                total.add(_write_batch(session, claim, ids, settings, workflow, now, process))
+                kept = _still_due(session, claim, now)
+                following = _claim(session, ask, settings, workflow, now, exclude=list(claim.seen))
+                total.add(_write_batch(session, claim, kept, settings, workflow, now, process))
             claim = following
+    total.decide_call_seconds = sum(calls)
     total.seconds = time.perf_counter() - started
     return total
 
@@ -140,27 +162,31 @@ def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
 
 def _take_invoices(
     session: Session, now: datetime, limit: int, exclude: Sequence[str]
-) -> list[str]:
+) -> dict[str, tuple]:
+    """The next due invoices not in ``exclude`` (nor held by another process), with their
+    :data:`WATCHED` values."""
     query = (
-        select(Invoice.invoice_id)
+        select(Invoice.invoice_id, *WATCHED)
+        .join(Customer, Customer.customer_id == Invoice.customer_id)
         .where(*_due(now), Invoice.invoice_id.not_in(list(exclude)))
         .order_by(Invoice.next_stage_at, Invoice.invoice_id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Invoice)
     )
-    return list(session.scalars(query))
+    return {row[0]: tuple(row[1:]) for row in session.execute(query)}
 
 
-def _still_due(session: Session, claim: _Claim, now: datetime) -> list[str]:
-    """The claimed invoices still due at ``now`` that no other process holds, locked until the
-    batch is written (in the claimed order)."""
+def _still_due(session: Session, claim: _Claim, now: datetime) -> np.ndarray:
+    """Per claimed invoice: still due at ``now``, not held by another process and unchanged
+    since the claim; those are locked until the batch is written."""
     query = (
-        select(Invoice.invoice_id)
-        .where(Invoice.invoice_id.in_(claim.ids), *_due(now))
+        select(Invoice.invoice_id, *WATCHED)
+        .join(Customer, Customer.customer_id == Invoice.customer_id)
+        .where(Invoice.invoice_id.in_(list(claim.seen)), *_due(now))
         .with_for_update(skip_locked=True, of=Invoice)
     )
-    still = set(session.scalars(query))
-    return [invoice for invoice in claim.ids if invoice in still]
+    current = {row[0]: tuple(row[1:]) for row in session.execute(query)}
+    return np.array([current.get(i) == seen for i, seen in claim.seen.items()], dtype=bool)
 
 
 def _claim(
@@ -172,16 +198,16 @@ def _claim(
     exclude: Sequence[str],
 ) -> _Claim | None:
     """Take the next batch (none left: None) and send /decide its reminders' requests."""
-    ids = _take_invoices(session, now, settings.dispatcher.decide_batch_size, exclude)
-    if not ids:
+    seen = _take_invoices(session, now, settings.dispatcher.decide_batch_size, exclude)
+    if not seen:
         return None
-    staged = _stage(session, ids, workflow, now)
-    rows = staged.frame[staged.remind].reset_index(drop=True)
+    staged = _stage(session, list(seen), workflow, now)
     decisions = None
-    if not rows.empty:
+    if staged.remind.any():
+        rows = staged.frame[staged.remind].reset_index(drop=True)
         send_before = staged.send_before[staged.remind]
         decisions = ask(decision_requests(session, rows, send_before, settings, now))
-    return _Claim(ids, staged.frame["key"].tolist(), pd.Index(rows["invoice_id"]), decisions)
+    return _Claim(seen, staged, decisions)
 
 
 def _stage(session: Session, ids: list[str], workflow: Workflow, now: datetime) -> _Staged:
@@ -207,43 +233,43 @@ def _stage(session: Session, ids: list[str], workflow: Workflow, now: datetime) 
 def _write_batch(
     session: Session,
     claim: _Claim,
-    ids: list[str],
+    kept: np.ndarray,
     settings: Settings,
     workflow: Workflow,
     now: datetime,
     process: str,
 ) -> PlanReport:
-    """Write the claimed batch's still-due invoices (``ids``, locked): case tasks, reminders
-    with their decisions, outbox rows, and each invoice's next stage."""
-    staged = _stage(session, ids, workflow, now) if ids else None
-    if staged is not None:
-        same = staged.frame["key"].isin(claim.keys).to_numpy()
-        if not same.all():  # at another stage than decided for: left for a later batch
-            ids = [invoice for invoice, kept in zip(ids, same, strict=True) if kept]
-            staged = _stage(session, ids, workflow, now) if ids else None
-    report = PlanReport(invoices=len(ids), changed=len(claim.ids) - len(ids), batches=1)
-    if staged is None:
-        return report
-    cases = staged.frame[staged.fresh & (staged.actions == "case_task")]
+    """Write the claimed invoices still due and unchanged (``kept``, locked): case tasks,
+    reminders with their decisions, outbox rows, and each invoice's next stage. The others
+    are left as they are, for a later batch."""
+    staged = claim.staged
+    keys = staged.frame["key"]
+    done = set(session.scalars(select(Reminder.reminder_id).where(Reminder.reminder_id.in_(
+        keys[kept].tolist()))))  # fmt: skip
+    fresh = kept & staged.fresh & ~keys.isin(done).to_numpy()
+    report = PlanReport(invoices=int(kept.sum()), changed=int((~kept).sum()), batches=1)
+    cases = staged.frame[fresh & (staged.actions == "case_task")]
     _open_cases(session, cases, now, process)
     report.case_tasks = len(cases)
-    if staged.remind.any():
-        rows = staged.frame[staged.remind].reset_index(drop=True)
-        decisions = _decisions(claim, rows["invoice_id"], report)
-        outcome = write_reminders(session, rows, decisions, staged.send_before[staged.remind],
+    remind = fresh & (staged.actions == "remind")
+    if remind.any():
+        rows = staged.frame[remind].reset_index(drop=True)
+        decisions = _decisions(claim, remind, report)
+        outcome = write_reminders(session, rows, decisions, staged.send_before[remind],
                                   settings, now, process)  # fmt: skip
         report.scheduled, report.no_contact, report.blocked = outcome
-    _advance(session, ids, staged.starts, staged.stage_index, workflow)
+    if kept.any():
+        ids = staged.frame["invoice_id"][kept].tolist()
+        _advance(session, ids, staged.starts[kept], staged.stage_index[kept], workflow)
     return report
 
 
-def _decisions(claim: _Claim, invoices: pd.Series, report: PlanReport) -> list[Decision]:
-    """The claim's decisions about ``invoices`` (waiting for them: the time goes to
-    ``report.decide_seconds``). Every invoice to remind now was asked about: it is at the
-    stage it was claimed at, and a stage once planned stays planned."""
-    position = claim.asked.get_indexer(invoices)
-    if claim.decisions is None or (position < 0).any():
-        raise RuntimeError("planning: an invoice to remind was not sent to /decide")
+def _decisions(claim: _Claim, remind: np.ndarray, report: PlanReport) -> list[Decision]:
+    """The claim's decisions about the rows ``remind`` (a subset of those asked about: a row
+    still to plan now was still to plan at the claim), waiting for them; the time goes to
+    ``report.decide_seconds``."""
+    assert claim.decisions is not None
+    position = (np.cumsum(claim.staged.remind) - 1)[remind]
     started = time.perf_counter()
     answers = claim.decisions.result()
     report.decide_seconds = time.perf_counter() - started

@@ -10,10 +10,11 @@ Counts are taken from the messages table at each row's own instant, vectorised o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from dispatcher.stages import local_midnights
@@ -36,6 +37,9 @@ INVOICE_WINDOW = pd.Timedelta(days=7)
 CUSTOMER_WINDOW = pd.Timedelta(hours=24)
 """The windows the guardrail caps are defined over (max_*_7d / _week, max_*_day)."""
 _CONTACT_AT = func.coalesce(Message.sent_at, Message.sending_at)
+COUNT_COLUMNS = ("calls_7d", "messages_invoice_7d", "messages_customer_24h", "attempts")
+NAT = np.iinfo(np.int64).min
+"""Not-a-time as int64 nanoseconds: a contact without an instant never counts."""
 
 
 def situation(session: Session, invoice_ids: Sequence[str]) -> pd.DataFrame:
@@ -60,35 +64,40 @@ def contact_counts(session: Session, rows: pd.DataFrame, at: pd.DatetimeIndex) -
     about the invoice in 7 days, messages about it in 7 days, messages to the customer in 24 h,
     and all contacts about it (``attempts``)."""
     customers = rows["customer_id"].unique().tolist()
-    history = pd.DataFrame(
-        session.execute(
-            select(Message.invoice_id, Message.customer_id, Message.channel, _CONTACT_AT)
-            .where(Message.customer_id.in_(customers), Message.status.in_(CONTACTED))
-        ).all(),
-        columns=["h_invoice", "customer_id", "channel", "contact_at"],
-    )  # fmt: skip
-    counts = pd.DataFrame(
-        0, index=rows.index, columns=["calls_7d", "messages_invoice_7d", "messages_customer_24h",
-                                      "attempts"],
-    )  # fmt: skip
-    if history.empty:
-        return counts
-    history["contact_at"] = pd.to_datetime(history["contact_at"], utc=True)
-    left = rows[["invoice_id", "customer_id"]].assign(row=np.arange(len(rows)), at=at)
-    pairs = left.merge(history, on="customer_id")
-    pairs = pairs[pairs["contact_at"] < pairs["at"]]
-    age = pairs["at"] - pairs["contact_at"]
-    same_invoice = pairs["h_invoice"] == pairs["invoice_id"]
-    flags = {
-        "calls_7d": same_invoice & (pairs["channel"] == "call") & (age < INVOICE_WINDOW),
-        "messages_invoice_7d": same_invoice & (age < INVOICE_WINDOW),
-        "messages_customer_24h": age < CUSTOMER_WINDOW,
-        "attempts": same_invoice,
-    }
-    for name, flag in flags.items():
-        tally = np.bincount(pairs["row"][flag.to_numpy()], minlength=len(rows))
-        counts[name] = tally.astype(np.int64)
-    return counts
+    history = session.execute(
+        select(Message.invoice_id, Message.customer_id, Message.channel, _CONTACT_AT).where(
+            Message.customer_id.in_(customers), Message.status.in_(CONTACTED)
+        )
+    ).all()
+    counts = np.zeros((len(COUNT_COLUMNS), len(rows)), dtype=np.int64)
+    if history:
+        row, contact = _pairs(rows["customer_id"].to_numpy(dtype=object), history)
+        columns = (np.asarray(c, dtype=object) for c in zip(*history, strict=True))
+        h_invoice, _, h_channel, h_at = columns
+        contact_at = pd.DatetimeIndex(pd.to_datetime(h_at, utc=True)).as_unit("ns").asi8
+        row_at = pd.DatetimeIndex(at).as_unit("ns").asi8
+        when = contact_at[contact]
+        age = row_at[row] - when
+        known = (when != NAT) & (age > 0)  # strictly before the row's instant
+        same_invoice = h_invoice[contact] == rows["invoice_id"].to_numpy(dtype=object)[row]
+        recent = age < INVOICE_WINDOW.value
+        flags = (same_invoice & (h_channel[contact] == "call") & recent, same_invoice & recent,
+                 age < CUSTOMER_WINDOW.value, same_invoice)  # fmt: skip
+        for j, flag in enumerate(flags):
+            counts[j] = np.bincount(row[flag & known], minlength=len(rows))
+    return pd.DataFrame(dict(zip(COUNT_COLUMNS, counts, strict=True)), index=rows.index)
+
+
+def _pairs(row_customers: np.ndarray, history: Sequence[Row[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every (row, history entry) pair of the same customer, as two index arrays."""
+    codes, _ = pd.factorize(np.concatenate([row_customers, [h[1] for h in history]]))
+    row_code, history_code = codes[: len(row_customers)], codes[len(row_customers) :]
+    order = np.argsort(history_code, kind="stable")
+    start = np.searchsorted(history_code[order], row_code, "left")
+    lengths = np.searchsorted(history_code[order], row_code, "right") - start
+    row = np.repeat(np.arange(len(row_customers)), lengths)
+    first = np.repeat(start - (np.cumsum(lengths) - lengths), lengths)
+    return row, order[first + np.arange(len(row))]
 
 
 def suppressed(session: Session, customers: Sequence[str]) -> pd.DataFrame:

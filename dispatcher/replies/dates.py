@@ -4,6 +4,7 @@ Relative words count from the customer's local calendar day when the reply arriv
 00:30 on Sunday in Amsterdam saying "tomorrow" means Monday, even though it is still Saturday in
 UTC. Conventions (the first match in this order wins):
 
+- "2025-12-15" (ISO 8601, year first) and "2025/12/15";
 - "15/12", "15-12", "15.12" (day first, optional year), "15 december", "15 dec", "december 15th",
   "15th of december": the next such date on or after today unless a year is given;
 - "on the 15th", "de 15e": the next 15th on or after today (the last day of a shorter month);
@@ -60,6 +61,7 @@ _NUMBERS: dict[str, int] = {
 }  # fmt: skip
 _ORDINAL = r"(\d{1,2})(st|nd|rd|th|e|de|ste)?"
 
+ISO_DATE = re.compile(r"(?<![\d,.€$£/-])(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?![\d,/-])")
 NUMERIC = re.compile(
     r"(?<![\d,.€$£/-])(\d{1,2})[/.-](\d{1,2})(?:[/.-](\d{2}|\d{4}))?(?![\d,/-])"
     r"(?! ?(days?|dagen|dag|weeks?|weken|uur|hours?|euro|eur)\b)"
@@ -123,6 +125,13 @@ def _next_on_or_after(today: date, month: int, day: int, year: int | None) -> da
         return _clamped(year, month, day)
     candidate = _clamped(today.year, month, day)
     return candidate if candidate >= today else _clamped(today.year + 1, month, day)
+
+
+def _iso(text: str, today: date) -> date | None:
+    match = ISO_DATE.search(text)
+    if match is None:
+        return None
+    return _next_on_or_after(today, int(match[2]), int(match[3]), int(match[1]))
 
 
 def _numeric(text: str, today: date) -> date | None:
@@ -223,6 +232,7 @@ def _weekend(text: str, today: date) -> date | None:
 
 
 _FINDERS: tuple[Callable[[str, date], date | None], ...] = (
+    _iso,
     _numeric,
     _month_name,
     _day_of_month,

@@ -177,6 +177,9 @@ def test_bad_batches_instants_and_zones_get_clear_errors() -> None:
         ("15/12", date(2025, 12, 15)),
         ("ik betaal 1-3", date(2026, 3, 1)),  # 1 March has passed: next year
         ("pay 5.3.2025", date(2025, 3, 5)),
+        ("I will pay on 2025-03-20.", date(2025, 3, 20)),  # ISO 8601, year first
+        ("betaling op 2025/4/1", date(2025, 4, 1)),
+        ("on 2025-13-01", None),  # no 13th month, and not 1 December either
         ("15 december", date(2025, 12, 15)),
         ("15 dec", date(2025, 12, 15)),
         ("december 15th", date(2025, 12, 15)),

@@ -346,7 +346,9 @@ class DispatcherSettings(BaseModel):
     decide_batch_size: int = Field(
         default=1000, ge=1, le=5000, description="Invoices per /decide call."
     )
-    send_batch_size: int = Field(default=200, ge=1, description="Messages claimed at once.")
+    send_batch_size: int = Field(
+        default=1000, ge=1, description="Messages claimed, re-checked and recorded at once."
+    )
     retry_pauses_seconds: tuple[float, ...] = Field(
         default=(60.0, 300.0, 1800.0, 7200.0),
         description="Pause before each retry of a failed send; parked with the error after "

@@ -180,11 +180,12 @@ def main() -> None:
 
 
 def report(n: int, loaded: float, first, second) -> None:
-    """Planning is timed by itself; sending is the rest of both passes (recovery, sending what
-    was due, closing the loop)."""
+    """Planning is timed by itself, less the sending it did while decisions were on their way;
+    sending is the rest of both passes (recovery, sending what was due, closing the loop)."""
     plan, stage = first.planned, first.seconds + second.seconds
     sent = first.sent.sent + second.sent.sent
-    own, sending = plan.seconds - plan.decide_seconds, stage - plan.seconds
+    own = plan.seconds - plan.decide_seconds - plan.waiting_work_seconds
+    sending = stage - plan.seconds + plan.waiting_work_seconds
     print(f"invoices                         {n:>10,}")
     print(f"load into the database           {loaded:>10.1f} s")
     print(f"plan: decide + re-check + outbox {plan.seconds:>10.1f} s   "
@@ -197,7 +198,8 @@ def report(n: int, loaded: float, first, second) -> None:
           f"({own / n * 100_000:.1f} s per 100,000 invoices; {plan.batches:,} batches, "
           f"{plan.changed:,} invoices changed after their /decide call)")  # fmt: skip
     print(f"send: render + dry-run outbox    {sending:>10.1f} s   ({sent:,} messages; "
-          f"{sending / max(sent, 1) * 100_000:.1f} s per 100,000)")  # fmt: skip
+          f"{sending / max(sent, 1) * 100_000:.1f} s per 100,000; "
+          f"{plan.waiting_work_seconds:.1f} s of it while waiting for /decide)")  # fmt: skip
     print(f"stage total                      {stage:>10.1f} s   "
           f"({n / stage:,.0f} invoices/s; goal {GOAL_SECONDS:.0f} s: "
           f"{stage / GOAL_SECONDS:.2f}x)")  # fmt: skip

@@ -24,7 +24,7 @@ from dispatcher.channels.transports import build_transports
 from dispatcher.database import open_database
 from dispatcher.feedback import FeedbackReport, post_feedback
 from dispatcher.links import LinkMaker
-from dispatcher.outbox import Relay, SendReport, recover, send_due
+from dispatcher.outbox import Relay, SendReport, recover, sending
 from dispatcher.planning import PlanReport, plan_due
 from dispatcher.rendering import Renderer
 from dispatcher.responses import review_promises
@@ -92,9 +92,10 @@ class Dispatcher:
         started = time.perf_counter()
         recovered = recover(self.relay)
         decided_at = now or datetime.now(UTC)
-        planned = plan_due(self.sessions, self.client, self.settings, self.workflow, decided_at,
-                           self.relay.process)  # fmt: skip
-        sent = send_due(self.relay, now)
+        with sending(self.relay, now) as sender:  # while waiting for decisions, then the rest
+            planned = plan_due(self.sessions, self.client, self.settings, self.workflow,
+                               decided_at, self.relay.process, sender.step)  # fmt: skip
+        sent = sender.total
         loop = self.close_loop(decided_at) if close else None
         return CycleReport(planned, sent, recovered, time.perf_counter() - started, loop)
 

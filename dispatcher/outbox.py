@@ -28,8 +28,9 @@ Leases always use the wall clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,23 +139,48 @@ def recover(relay: Relay) -> int:
     return len(rows)
 
 
-def send_due(relay: Relay, until: datetime | None = None) -> SendReport:
-    """Send every message due by ``until`` (default: now, on the wall clock).
+class Sender:
+    """A sending pass taken a batch at a time (:meth:`step`), so that a dispatcher pass can
+    send while it waits for decisions; :func:`send_due` runs one to the end.
 
     One batch is in flight while the next is claimed and rendered; an empty claim with a batch
     in flight records it first (its customers' later messages may be due)."""
-    total = SendReport()
-    in_flight: InFlight | None = None
-    relay.renderer.refresh()  # templates are read once per pass
+
+    def __init__(self, relay: Relay, until: datetime | None, pool: ThreadPoolExecutor) -> None:
+        self.relay, self.until, self.pool = relay, until, pool
+        self.total = SendReport()
+        self._in_flight: InFlight | None = None
+
+    def step(self) -> bool:
+        """Claim and start the next batch, recording the one in flight; False when nothing was
+        due and nothing was in flight (the pass is done for now)."""
+        batch = _claim(self.relay, self.until)
+        if batch is None and self._in_flight is None:
+            return False
+        started = _start(self.relay, batch, self.pool, self.total) if batch is not None else None
+        if self._in_flight is not None:
+            _record(self.relay, self._in_flight, self.total)
+        self._in_flight = started
+        return True
+
+
+@contextmanager
+def sending(relay: Relay, until: datetime | None = None) -> Iterator[Sender]:
+    """A :class:`Sender` with its thread pool (templates read once per pass); leaving the block
+    finishes the pass (every batch recorded)."""
+    relay.renderer.refresh()
     with ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="paynudge-send") as pool:
-        while True:
-            batch = _claim(relay, until)
-            if batch is None and in_flight is None:
-                return total
-            started = _start(relay, batch, pool, total) if batch is not None else None
-            if in_flight is not None:
-                _record(relay, in_flight, total)
-            in_flight = started
+        sender = Sender(relay, until, pool)
+        yield sender
+        while sender.step():
+            pass
+
+
+def send_due(relay: Relay, until: datetime | None = None) -> SendReport:
+    """Send every message due by ``until`` (default: now, on the wall clock)."""
+    with sending(relay, until) as sender:
+        pass
+    return sender.total
 
 
 def _due(relay: Relay, horizon: datetime) -> Select[Any]:

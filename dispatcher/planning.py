@@ -3,15 +3,16 @@
 Invoices are taken in batches (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes
 share the work; SQLite's immediate transactions serialise them). The ``/decide`` call about a
 batch (through :class:`serving.client.DecisionClient`, over HTTP) runs on a background thread
-while the main thread writes the batch before it: the transaction that writes batch *i* first
-claims batch *i + 1* and sends its requests, then waits for batch *i*'s decisions. Writing a
-batch is one transaction: its invoices are locked again and kept only if still due, not held
-by another process and unchanged since the claim (:data:`WATCHED`; the others are left for a
-later batch, which decides them again); final stages open a case task; every contact is
-re-checked against the guardrails the dispatcher sees locally (suppressions and contact counts
-read again); and each (invoice, stage) gets its reminder row and, when a message is due, its
-outbox row keyed by the idempotency key. A crash rolls the batch back; the unique (invoice,
-stage) keys make a second plan of the same stage impossible.
+while the main thread writes the batch before it: a short transaction claims batch *i + 1* and
+sends its requests; then, holding no lock, the main thread waits for batch *i*'s decisions
+(doing the caller's other work meanwhile: the dispatcher sends due messages); then it writes
+batch *i*. Writing a batch is one transaction: its invoices are locked again and kept only if
+still due, not held by another process and unchanged since the claim (:data:`WATCHED`; the
+others are left for a later batch, which decides them again); final stages open a case task;
+every contact is re-checked against the guardrails the dispatcher sees locally (suppressions
+and contact counts read again); and each (invoice, stage) gets its reminder row and, when a
+message is due, its outbox row keyed by the idempotency key. A crash rolls the batch back; the
+unique (invoice, stage) keys make a second plan of the same stage impossible.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class PlanReport:
     """Time the planning thread was blocked waiting for decisions."""
     decide_call_seconds: float = 0.0
     """Time the /decide calls took on the background thread, overlapping the writes."""
+    waiting_work_seconds: float = 0.0
+    """Time spent on the caller's work (``while_waiting``: sending) while decisions were on
+    their way; part of ``seconds``, not of ``decide_seconds``."""
     batches: int = field(default=0)
 
     def add(self, other: PlanReport) -> None:
@@ -125,9 +129,14 @@ def plan_due(
     workflow: Workflow,
     now: datetime,
     process: str,
+    while_waiting: Callable[[], bool] = lambda: False,
 ) -> PlanReport:
     """Plan every invoice whose next stage has started by ``now`` (batch after batch, each
-    batch's /decide call overlapping the writing of the batch before)."""
+    batch's /decide call overlapping the writing of the batch before).
+
+    ``while_waiting`` is called, outside any transaction, while a batch's decisions are still
+    on their way, again and again as long as it returns True (it did some work): the dispatcher
+    sends due messages there instead of idling."""
     total, started = PlanReport(), time.perf_counter()
     seed = settings.dispatcher.decision_seed
     calls: list[float] = []  # each /decide call's duration (appended on the caller's thread)
@@ -147,13 +156,24 @@ def plan_due(
             claim = _claim(session, ask, settings, workflow, now, exclude=[])
         while claim is not None:
             with sessions.begin() as session:
-                kept = _still_due(session, claim, now)
                 following = _claim(session, ask, settings, workflow, now, exclude=list(claim.seen))
+            total.waiting_work_seconds += _await(claim, while_waiting)
+            with sessions.begin() as session:
+                kept = _still_due(session, claim, now)
                 total.add(_write_batch(session, claim, kept, settings, workflow, now, process))
             claim = following
     total.decide_call_seconds = sum(calls)
     total.seconds = time.perf_counter() - started
     return total
+
+
+def _await(claim: _Claim, while_waiting: Callable[[], bool]) -> float:
+    """Do other work while the claim's decisions are on their way (no lock is held here); the
+    seconds it took."""
+    started = time.perf_counter()
+    while claim.decisions is not None and not claim.decisions.done() and while_waiting():
+        pass
+    return time.perf_counter() - started
 
 
 def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:

@@ -8,8 +8,12 @@ the pass and the next pass finishes the work exactly once.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
+import time
 from concurrent.futures import Future
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -142,3 +146,45 @@ def test_a_failing_decide_call_stops_the_pass_and_the_next_finishes_it_once(
     assert {r[0] for r in reminders(dispatcher)} == {r[0] for r in reminders(reference)}
     dispatcher.close()
     reference.close()
+
+
+def test_a_pass_sends_due_messages_while_decisions_are_on_their_way(
+    tiny_world: World, tmp_path: Path, kit
+) -> None:
+    """With a slow service, messages of the batches already written go out while the next
+    batch's decisions are awaited, instead of after the whole plan: every one exactly once."""
+    handler = kit.fake_decide()
+    sent_before_call: list[int] = []
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        """Decisions to send at once (at the decision time), after a while; notes how many
+        messages had gone out when each call started."""
+        database = dispatcher.sessions.kw["bind"].url.database  # read as the service would:
+        with closing(sqlite3.connect(database)) as reader:  # another connection, no lock
+            query = "SELECT count(*) FROM messages WHERE status = 'sent'"
+            sent_before_call.append(reader.execute(query).fetchone()[0])
+        time.sleep(0.15)
+        answer = handler(request)
+        if request.url.path != "/decide":
+            return answer
+        body = answer.json()
+        asked = json.loads(request.content)["requests"]
+        for decision, asked_about in zip(body["decisions"], asked, strict=True):
+            if decision["channel"] is not None:
+                decision["send_at"] = decision["send_at_local"] = asked_about["now"]
+        return httpx.Response(200, json=body)
+
+    dispatcher = dispatcher_on(tiny_world, tmp_path / "home", kit, slow,
+                               decide_batch_size=SMALL_BATCH, send_batch_size=3)  # fmt: skip
+    report = dispatcher.run_once(T0 + timedelta(hours=12))  # midday: outside quiet hours
+    planned, sent = report.planned, report.sent
+    assert planned.batches > 3 and planned.scheduled > SMALL_BATCH
+    assert planned.waiting_work_seconds > 0
+    assert sent_before_call[-1] > 0, sent_before_call  # sent while planning was still going on
+    with dispatcher.sessions() as session:
+        statuses = session.scalars(select(Message.status)).all()
+        assert len(statuses) == planned.scheduled
+        keys = session.scalars(select(Message.message_id)).all()
+    assert len(set(keys)) == len(keys)
+    assert sent.sent == statuses.count("sent") == planned.scheduled - sent.blocked
+    dispatcher.close()

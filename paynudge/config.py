@@ -344,7 +344,7 @@ class DispatcherSettings(BaseModel):
         "(left for a person).",
     )
     decide_batch_size: int = Field(
-        default=1000, ge=1, le=5000, description="Invoices per /decide call."
+        default=2000, ge=1, le=5000, description="Invoices per /decide call."
     )
     send_batch_size: int = Field(
         default=1000, ge=1, description="Messages claimed, re-checked and recorded at once."

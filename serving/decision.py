@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +30,7 @@ from reminder_policy.context import DAY_NS, context_columns, context_matrix
 from reminder_policy.guardrails import GuardrailInputs, apply_guardrails
 from reminder_policy.learner import ContextualBandit
 from reminder_policy.local_time import NAT, wall_clock_instants
+from serving.decision_ids import decision_id
 from serving.explanation import top_reasons
 from serving.feature_rows import FeatureRows, flags
 from serving.invoice_features import KNOWN_COLUMN, invoice_features
@@ -335,7 +335,7 @@ def _decisions(
     opens = chosen.open_probability
     return [
         Decision.model_construct(
-            decision_id=uuid.uuid4(),
+            decision_id=decision_id(),
             customer_id=request.customer_id,
             invoice_id=request.invoice_id,
             late_payment_probability=float(late[i]),

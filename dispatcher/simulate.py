@@ -16,6 +16,7 @@ import dataclasses
 import heapq
 import itertools
 import json
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -417,8 +418,11 @@ def run_simulation(
     ladder: bool = False,
     seed: int = 0,
 ) -> RunResult:
-    """Run the dispatcher against ``world`` for ``months`` simulated months (state in HOME/name)."""
+    """Run the dispatcher against ``world`` for ``months`` simulated months (state in
+    HOME/simulate/name, started afresh: an earlier run's invoices and events would collide with
+    another world's)."""
     home = settings.home / "simulate" / name
+    shutil.rmtree(home, ignore_errors=True)
     run_settings = settings.model_copy(
         update={
             "database_url": f"sqlite:///{(home / 'dispatcher.db').absolute()}",

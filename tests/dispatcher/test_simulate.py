@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from dispatcher.database import connect
 from dispatcher.simulate import decision_log_path, run_simulation
-from dispatcher.state import CaseTask, Message, Outcome, Promise, Reply, Suppression
+from dispatcher.state import CaseTask, Invoice, Message, Outcome, Promise, Reply, Suppression
 from paynudge.config import Settings
 from serving.decision_log import DecisionLog
 from serving.loading import load_components
@@ -100,3 +100,19 @@ def test_two_simulated_months_close_the_loop(served) -> None:
     baseline = run_simulation(world, settings, components, months=2, name="ladder", ladder=True,
                               seed=1)  # fmt: skip
     assert baseline.kpis.summary.invoices == summary.invoices
+
+
+def test_a_second_run_of_another_world_starts_afresh(served) -> None:
+    """Rerunning in the same home with another seed replaces the first run's state (its event
+    ids and invoices would otherwise collide with the new world's)."""
+    settings, components = served
+    for seed in (7, 8):
+        world = simulate_world(make_config(n_customers=40, n_months=2, seed=seed))
+        run_simulation(world, settings, components, months=1, name="rerun", seed=seed)
+        engine = connect(f"sqlite:///{settings.home / 'simulate' / 'rerun' / 'dispatcher.db'}")
+        with engine.connect() as db:
+            loaded = dict(db.execute(select(Invoice.invoice_id, Invoice.amount)).all())
+        engine.dispose()
+        invoices = world.tables["invoices"]
+        expected = dict(zip(invoices["invoice_id"], invoices["amount"], strict=True))
+        assert loaded == pytest.approx(expected)

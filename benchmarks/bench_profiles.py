@@ -1,7 +1,7 @@
 """Reading customer profiles from the online store: Feast's public path against ours, one run.
 
 For the home's online store (the demo's SQLite store by default; Redis when the settings say so)
-checks first that :func:`features.store.online_features` returns the frame of the public path
+checks first that :func:`features.online.online_features` returns the frame of the public path
 (``get_online_features(...).to_dict()``, kept in ``benchmarks/feast_reference.py``) for a batch
 with unknown and repeated ids, then times both, interleaved, for 1 and 1,000 customers (other
 customers each round), and Feast's ``online_read`` alone on 1,000 (the floor of our path).
@@ -25,7 +25,8 @@ import pandas as pd
 from benchmarks.feast_reference import public_online_features
 from features.catalog import ALL_FEATURES
 from features.feature_repo.definitions import ENTITY_KEY, VIEW_NAME, profile_path
-from features.store import FeatureStore, feast_sqlite_times, online_features, open_store
+from features.online import online_features
+from features.store import FeatureStore, feast_sqlite_times, open_store
 from paynudge.config import Settings
 
 BATCH_GOAL_RATIO, SINGLE_GOAL_MS = 4.0, 1.0

@@ -1,7 +1,7 @@
 """The customer-profile read as it was through Feast's public API: ``get_online_features`` then
 ``OnlineResponse.to_dict()``, Feast's own sqlite3 time converter, a frame built from the lists.
 
-:func:`features.store.online_features` must return the same frame; the tests compare the two on
+:func:`features.online.online_features` must return the same frame; the tests compare the two on
 the same store and ``bench_profiles.py`` times both in one run.
 """
 
@@ -14,7 +14,8 @@ import pandas as pd
 
 from features.catalog import ALL_FEATURES
 from features.feature_repo.definitions import ENTITY_KEY, VIEW_NAME
-from features.store import ONLINE_DTYPES, FeatureStore, feast_sqlite_times
+from features.online import ONLINE_DTYPES
+from features.store import FeatureStore, feast_sqlite_times
 
 
 def public_online_features(

@@ -1,6 +1,6 @@
 """The feature row of a live invoice: the stored customer profile plus this invoice's bill.
 
-The online profile (:func:`features.store.online_features`) holds every catalogue feature as of
+The online profile (:func:`features.online.online_features`) holds every catalogue feature as of
 the profile time, its bill features those of the customer's latest invoice then. The invoice a
 request asks about may be a newer one, so its bill features are recomputed from the request's
 amount and the profile, with these approximations (the offline pipeline has the full history):

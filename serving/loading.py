@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import mlflow
 
-from features.store import online_features
+from features.online import online_features
 from paynudge.config import Settings
 from paynudge.errors import PayNudgeError
 from reminder_policy.policy_registry import load_policy

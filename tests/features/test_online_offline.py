@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from features.catalog import ALL_FEATURES
+from features.online import online_features
 from features.profiles import build_profiles, profile_frame
-from features.store import materialize, online_features
+from features.store import materialize
 from paynudge.config import Settings
 from paynudge.validation import load_dataset
 from simulation.world import World

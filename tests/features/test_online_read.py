@@ -1,6 +1,6 @@
 """The online read equals Feast's public ``get_online_features(...).to_dict()`` on the same store.
 
-``features.store.online_features`` reads with the online store's ``online_read`` and decodes the
+``features.online.online_features`` reads with the online store's ``online_read`` and decodes the
 protobufs itself; ``benchmarks/feast_reference.py`` keeps the public path it replaced. Both read
 the same SQLite or Redis store here: known and unknown ids, repeats, order, nulls of every kind.
 """
@@ -20,10 +20,11 @@ import pandas as pd
 import pytest
 from feast.protos.feast.types.Value_pb2 import Value
 
-import features.store as store_module
+import features.online as online_module
 from benchmarks.feast_reference import public_online_features
 from features.catalog import ALL_FEATURES, Feature
-from features.store import materialize, online_features, open_store
+from features.online import online_features
+from features.store import materialize, open_store
 from paynudge.config import Settings
 from tests.features.test_store import (
     LATEST,
@@ -122,9 +123,9 @@ def test_without_an_online_store_the_public_path_gives_the_same_frame(
 ) -> None:
     ids = ["c-002", "ghost", "c-002", NULL_ROW]
     fast = online_features(ids, loaded)
-    serving = store_module._serving_store
+    serving = online_module._serving_store
     monkeypatch.setattr(
-        store_module,
+        online_module,
         "_serving_store",
         lambda key: dataclasses.replace(serving(key), online=None),
     )
@@ -144,9 +145,9 @@ def test_without_an_online_store_the_public_path_gives_the_same_frame(
 def test_other_value_encodings_go_through_feasts_converter(
     feature: Feature, protos: list[Value], expected: list
 ) -> None:
-    decoded = pd.Series(store_module._decoded(protos, feature))
+    decoded = pd.Series(online_module._decoded(protos, feature))
 
-    dtype = store_module.ONLINE_DTYPES[feature.kind]
+    dtype = online_module.ONLINE_DTYPES[feature.kind]
     pd.testing.assert_series_equal(decoded, pd.Series(pd.array(expected, dtype=dtype)))
 
 

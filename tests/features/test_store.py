@@ -15,13 +15,8 @@ import pytest
 
 from features.catalog import ALL_FEATURES, Feature, names
 from features.feature_repo.definitions import profile_path
-from features.store import (
-    ONLINE_DTYPES,
-    materialize,
-    online_features,
-    open_store,
-    redis_connection_string,
-)
+from features.online import ONLINE_DTYPES, online_features
+from features.store import materialize, open_store, redis_connection_string
 from paynudge.config import Settings
 from paynudge.errors import ConfigError, DataError
 from paynudge.vocabulary import LANGUAGES, PLANS
@@ -320,7 +315,7 @@ def test_profiles_written_after_other_libraries_reset_sqlite_adapters_read_elsew
     finally:
         sqlite3.adapters[key], sqlite3.converters["TIMESTAMP"] = saved
     script = (
-        "from features.store import online_features; from paynudge.config import Settings; "
+        "from features.online import online_features; from paynudge.config import Settings; "
         f"s = Settings(home={str(settings.home)!r}, "
         f"online_store_url={settings.online_store_url!r}); "
         f"o = online_features({list(CUSTOMERS)!r}, s); "

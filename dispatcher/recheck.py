@@ -30,6 +30,7 @@ from paynudge.config import GuardrailSettings
 from paynudge.vocabulary import CHANNELS
 from reminder_policy.actions import action_codes
 from reminder_policy.guardrails import GuardrailInputs, violations
+from reminder_policy.local_time import NAT
 
 CONTACTED: tuple[str, ...] = ("sending", "sent", "reconcile")
 """Message states that count as a contact (a flagged one may have gone out: the safe side)."""
@@ -38,7 +39,6 @@ CUSTOMER_WINDOW = pd.Timedelta(hours=24)
 """The windows the guardrail caps are defined over (max_*_7d / _week, max_*_day)."""
 _CONTACT_AT = func.coalesce(Message.sent_at, Message.sending_at)
 COUNT_COLUMNS = ("calls_7d", "messages_invoice_7d", "messages_customer_24h", "attempts")
-NAT = np.iinfo(np.int64).min
 """Not-a-time as int64 nanoseconds: a contact without an instant never counts."""
 
 

@@ -20,9 +20,9 @@ import pandas as pd
 from features.catalog import ALL_FEATURES, Feature
 from paynudge.errors import DataError
 from paynudge.vocabulary import LANGUAGES, PLANS
+from reminder_policy.local_time import DAY_NS
 
 VOCABULARIES = {"plan": PLANS, "language": LANGUAGES}
-DAY_NS = 86_400 * 10**9
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 
 import numpy as np
@@ -27,6 +27,24 @@ NAT = np.iinfo(np.int64).min
 DAY_NS = 86_400 * 10**9
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def instant_ns(value: datetime | None) -> int:
+    """Nanoseconds since 1970 UTC of an aware time (a naive one is taken as UTC); None is NaT."""
+    if value is None:
+        return NAT
+    if isinstance(value, pd.Timestamp):
+        return (value if value.tz else value.tz_localize("UTC")).as_unit("ns").value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return _nanoseconds(value - _EPOCH)
+
+
+def aware_local(wall: int, utc: int) -> datetime:
+    """The local wall-clock time ``wall`` (ns) of the instant ``utc`` (ns), as an aware datetime
+    at the zone's offset then."""
+    offset = timezone(timedelta(microseconds=(wall - utc) // 1000))
+    return (_EPOCH + timedelta(microseconds=wall // 1000)).replace(tzinfo=offset)
 
 
 @dataclass(frozen=True)

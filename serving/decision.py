@@ -16,7 +16,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from functools import lru_cache
 
 import numpy as np
@@ -26,10 +26,10 @@ from paynudge.config import Settings
 from paynudge.errors import DataError
 from paynudge.vocabulary import CHANNELS, consent_column, opt_out_column
 from reminder_policy.actions import ACTION_NAMES, action_names
-from reminder_policy.context import DAY_NS, context_columns, context_matrix
+from reminder_policy.context import context_columns, context_matrix
 from reminder_policy.guardrails import GuardrailInputs, apply_guardrails
 from reminder_policy.learner import ContextualBandit
-from reminder_policy.local_time import NAT, wall_clock_instants
+from reminder_policy.local_time import DAY_NS, NAT, instant_ns, wall_clock_instants
 from serving.decision_ids import decision_id
 from serving.explanation import top_reasons
 from serving.feature_rows import FeatureRows, flags
@@ -40,8 +40,6 @@ from training.model import CalibratedLightGBM
 
 ProfileLookup = Callable[[list[str]], FeatureRows]
 """Customer ids -> their online profiles (catalogue features and ``known``), in order."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _context_columns = lru_cache(maxsize=8)(context_columns)
 
 SCORE_COLUMNS = {"late_payment_probability": "late_payment", "churn_probability": "churn"}
@@ -144,20 +142,9 @@ def _reasons(explanations: list[list[dict[str, object]]] | None, i: int) -> list
     return [Reason.model_validate(reason) for reason in explanations[i]]
 
 
-def _nanoseconds(value: datetime | None) -> int:
-    """Nanoseconds since 1970 UTC of an aware time (a naive one is taken as UTC); None is NaT."""
-    if value is None:
-        return NAT
-    if isinstance(value, pd.Timestamp):
-        return (value if value.tz else value.tz_localize("UTC")).as_unit("ns").value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _MICROSECOND * 1000
-
-
 def _times(values: Sequence[datetime | None]) -> pd.DatetimeIndex:
     """Request times as a UTC index (one conversion per value, no parsing)."""
-    return pd.DatetimeIndex(np.array([_nanoseconds(v) for v in values], dtype=np.int64), tz="UTC")
+    return pd.DatetimeIndex(np.array([instant_ns(v) for v in values], dtype=np.int64), tz="UTC")
 
 
 def due_ends(due_dates: Sequence[date], zones: np.ndarray) -> pd.DatetimeIndex:
@@ -206,7 +193,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def decision_key(request: DecisionRequest) -> bytes:
     """What identifies a decision: customer, invoice, stage and decision time (to the ns)."""
-    parts = (request.customer_id, request.invoice_id, request.stage, str(_nanoseconds(request.now)))
+    parts = (request.customer_id, request.invoice_id, request.stage, str(instant_ns(request.now)))
     return "\x1f".join(parts).encode()
 
 

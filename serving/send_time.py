@@ -14,18 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
 from features.labels import OBSERVED_OPEN_CHANNELS
-from reminder_policy.local_time import NAT, to_local, wall_clock_instants
+from reminder_policy.local_time import NAT, aware_local, to_local, wall_clock_instants
 from serving.feature_rows import FeatureRows, take_rows
 from training.model import CalibratedLightGBM
 
 NS_PER_HOUR = 3_600 * 10**9
-_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -123,8 +122,6 @@ def local_times(times: pd.DatetimeIndex, zones: np.ndarray) -> list[datetime]:
     utc = times.as_unit("ns").asi8
     local = to_local(utc, zones)
     return [
-        (_EPOCH + timedelta(microseconds=wall // 1000)).replace(
-            tzinfo=timezone(timedelta(microseconds=(wall - instant) // 1000))
-        )
+        aware_local(wall, instant)
         for wall, instant in zip(local.tolist(), utc.tolist(), strict=True)
     ]

@@ -122,10 +122,10 @@ def context_matrix(
     if missing:
         raise DataError(f"features lack column(s) {', '.join(missing[:5])} for the policy context")
     score_names = list(scores or {})
-    columns = context_columns(stages, score_names)
-    out = np.empty((len(days_left), len(columns)), dtype=np.float64)
+    width = _LAYOUT.width + len(stages) + 1 + len(score_names)  # len(context_columns(...))
+    out = np.empty((len(days_left), width), dtype=np.float64)
     # The catalogue's numbers as one block: one NaN test and fill for all of them.
-    block = np.column_stack([_numbers(features[f.name]) for f in _LAYOUT.numeric]).reshape(
+    block = np.stack([_numbers(features[f.name]) for f in _LAYOUT.numeric], axis=1).reshape(
         len(out), len(_LAYOUT.numeric)
     )
     missing = ~np.isfinite(block)
@@ -150,7 +150,7 @@ def context_matrix(
 def _numbers(values: pd.Series | np.ndarray) -> np.ndarray:
     """A feature as float64, NaN where missing or not a number (infinities left to the caller)."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-        return values.astype(np.float64, copy=False)
+        return values if values.dtype == np.float64 else values.astype(np.float64)
     if isinstance(values, pd.Series) and values.dtype.kind in "biuf":
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(pd.Series(values), errors="coerce").astype("float64").to_numpy()

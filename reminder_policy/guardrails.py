@@ -10,6 +10,7 @@ is always allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -55,15 +56,22 @@ _COUNT_FIELDS = ("calls_7d", "messages_invoice_7d", "messages_customer_24h")
 _FLAG_FIELDS = ("dispute_open", "hardship", "paid")
 
 
+Times: TypeAlias = pd.DatetimeIndex | np.ndarray
+"""Instants: a time-zone-aware DatetimeIndex, or int64 nanoseconds since 1970 UTC with
+:data:`~reminder_policy.local_time.NAT` for none (the decision path's form: no pandas
+bookkeeping per call)."""
+
+
 @dataclass(frozen=True, eq=False)
 class GuardrailInputs:
-    """One row per decision; validated on construction (:class:`DataError` names field and row)."""
+    """One row per decision; validated on construction (:class:`DataError` names field and row).
+    The four time fields are :data:`Times`."""
 
-    send_at: pd.DatetimeIndex
-    """Proposed send time (time-zone aware, UTC)."""
+    send_at: Times
+    """Proposed send time."""
     timezone: np.ndarray
     """IANA time zone of each customer (``Europe/Amsterdam``)."""
-    due_at: pd.DatetimeIndex
+    due_at: Times
     """End of the due date: the moment the invoice becomes overdue."""
     consent: np.ndarray
     """(n, len(CHANNELS)) consent per channel."""
@@ -75,18 +83,19 @@ class GuardrailInputs:
     dispute_open: np.ndarray
     hardship: np.ndarray
     paid: np.ndarray
-    promise_until: pd.DatetimeIndex
+    promise_until: Times
     """End of the promised payment date (NaT: no promise)."""
-    send_before: pd.DatetimeIndex
+    send_before: Times
     """Latest acceptable send time (NaT: no deadline)."""
     _ns: dict[str, np.ndarray] = field(init=False, repr=False)
     """The time fields as int64 nanoseconds (NaT as NAT), for cheap comparisons."""
 
     def __post_init__(self) -> None:
-        n = len(self.send_at) if isinstance(self.send_at, pd.DatetimeIndex) else -1
-        for name in _TIME_FIELDS:
-            _check_times(name, getattr(self, name), n, name not in _OPTIONAL_TIME_FIELDS)
-        ns = {name: _nanoseconds(getattr(self, name)) for name in _TIME_FIELDS}
+        n = len(self.send_at) if isinstance(self.send_at, pd.DatetimeIndex | np.ndarray) else -1
+        ns = {
+            name: _checked_times(name, getattr(self, name), n, name not in _OPTIONAL_TIME_FIELDS)
+            for name in _TIME_FIELDS
+        }
         object.__setattr__(self, "_ns", ns)
         late = np.flatnonzero(_after(ns["send_at"], ns["send_before"]))
         if late.size:
@@ -104,6 +113,10 @@ class GuardrailInputs:
 
     def __len__(self) -> int:
         return len(self.send_at)
+
+    def instants(self, name: str) -> np.ndarray:
+        """The time field ``name`` as int64 UTC nanoseconds (NAT: none)."""
+        return self._ns[name]
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> GuardrailInputs:
@@ -138,11 +151,16 @@ class GuardrailResult:
 
     allowed: np.ndarray
     """(n, N_ACTIONS) allowed actions; column 0 (no contact) is always True."""
-    send_at: pd.DatetimeIndex
-    """Send time moved forward into the local window (UTC); rows whose contacts the deadline
+    send_at_ns: np.ndarray
+    """Send time moved forward into the local window (UTC ns); rows whose contacts the deadline
     dropped keep the proposed time."""
     removed: dict[str, np.ndarray]
     """Per reason code, the (n, N_ACTIONS) actions that rule forbids (rules overlap freely)."""
+
+    @property
+    def send_at(self) -> pd.DatetimeIndex:
+        """:attr:`send_at_ns` as a UTC DatetimeIndex."""
+        return pd.DatetimeIndex(self.send_at_ns, tz="UTC")
 
     def reasons(self) -> list[tuple[str, ...]]:
         """Per row, the codes of rules that removed at least one action (REASON_CODES order)."""
@@ -188,20 +206,18 @@ def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> Gu
     removed = {code: removed[code] for code in REASON_CODES}
     allowed = ~np.logical_or.reduce(list(removed.values()))
     allowed[:, 0] = True
-    return GuardrailResult(
-        allowed=allowed, send_at=pd.DatetimeIndex(send_at, tz="UTC"), removed=removed
-    )
+    return GuardrailResult(allowed=allowed, send_at_ns=send_at, removed=removed)
 
 
 def violations(
     inputs: GuardrailInputs,
     action: np.ndarray,
-    send_at: pd.DatetimeIndex,
+    send_at: Times,
     settings: GuardrailSettings,
 ) -> list[tuple[str, ...]]:
     """Per decision, the codes of the rules that ``action`` sent at ``send_at`` would break."""
     n = len(inputs)
-    _check_times("send_at", send_at, n, required=True)
+    at = _checked_times("send_at", send_at, n, required=True)
     action = np.asarray(action)
     _check_array("action", action, (n,), "iu")
     outside = np.flatnonzero((action < 0) | (action >= N_ACTIONS))
@@ -210,7 +226,6 @@ def violations(
     rows = np.arange(n)
     contact = action > 0
     channel, tone, offer = ACTION_CHANNEL[action], ACTION_TONE[action], ACTION_OFFER[action]
-    at = _nanoseconds(send_at)
     local = _wall_clock(inputs, at)
     hour = (local - local.astype("datetime64[D]")) // np.timedelta64(1, "h")
     start, end = settings.quiet_hours
@@ -284,10 +299,6 @@ def _local_date(inputs: GuardrailInputs, times: np.ndarray) -> np.ndarray:
     return _wall_clock(inputs, times).astype("datetime64[D]")
 
 
-def _nanoseconds(times: pd.DatetimeIndex) -> np.ndarray:
-    return times.as_unit("ns").asi8
-
-
 def _after(times: np.ndarray, deadline: np.ndarray) -> np.ndarray:
     """``times`` later than ``deadline`` (never where the deadline is NaT: no deadline)."""
     return (deadline != NAT) & (times > deadline)
@@ -318,14 +329,21 @@ def _check_zones(timezone: object, n: int) -> None:
             raise DataError(f"{error} (row {row})") from error
 
 
-def _check_times(name: str, values: object, n: int, required: bool) -> None:
-    """A time-zone-aware DatetimeIndex of ``n`` rows, without NaT when ``required``."""
-    if not isinstance(values, pd.DatetimeIndex) or values.tz is None:
-        raise DataError(f"{name}: expected a time-zone-aware (UTC) DatetimeIndex")
-    if len(values) != n:
-        raise DataError(f"{name}: expected {n} rows (one per decision), found {len(values)}")
-    if required and values.hasnans:
-        raise DataError(f"{name}: row {np.flatnonzero(values.isna())[0]} is missing (NaT)")
+def _checked_times(name: str, values: object, n: int, required: bool) -> np.ndarray:
+    """:data:`Times` of ``n`` rows (without NaT when ``required``) as int64 UTC nanoseconds."""
+    if isinstance(values, pd.DatetimeIndex) and values.tz is not None:
+        ns = values.as_unit("ns").asi8
+    elif isinstance(values, np.ndarray) and values.dtype == np.int64 and values.ndim == 1:
+        ns = values
+    else:
+        raise DataError(
+            f"{name}: expected a time-zone-aware (UTC) DatetimeIndex or int64 UTC nanoseconds"
+        )
+    if len(ns) != n:
+        raise DataError(f"{name}: expected {n} rows (one per decision), found {len(ns)}")
+    if required and (missing := np.flatnonzero(ns == NAT)).size:
+        raise DataError(f"{name}: row {missing[0]} is missing (NaT)")
+    return ns
 
 
 def _check_array(name: str, values: object, shape: tuple[int, ...], kinds: str) -> None:

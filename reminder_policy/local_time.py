@@ -40,6 +40,11 @@ def instant_ns(value: datetime | None) -> int:
     return _nanoseconds(value - _EPOCH)
 
 
+def utc_datetime(utc: int) -> datetime:
+    """The instant ``utc`` (ns) as an aware UTC datetime (to the microsecond)."""
+    return (_EPOCH + timedelta(microseconds=utc // 1000)).replace(tzinfo=UTC)
+
+
 def aware_local(wall: int, utc: int) -> datetime:
     """The local wall-clock time ``wall`` (ns) of the instant ``utc`` (ns), as an aware datetime
     at the zone's offset then."""

@@ -29,7 +29,7 @@ from reminder_policy.actions import ACTION_NAMES, action_names
 from reminder_policy.context import context_columns, context_matrix
 from reminder_policy.guardrails import GuardrailInputs, apply_guardrails
 from reminder_policy.learner import ContextualBandit
-from reminder_policy.local_time import DAY_NS, NAT, instant_ns, wall_clock_instants
+from reminder_policy.local_time import DAY_NS, NAT, instant_ns, utc_datetime, wall_clock_instants
 from serving.decision_ids import decision_id
 from serving.explanation import top_reasons
 from serving.feature_rows import FeatureRows, flags
@@ -96,7 +96,8 @@ class Chosen:
     expected_reward: np.ndarray
     message: dict[str, np.ndarray]
     """channel, tone, offer (None for no contact) and stage."""
-    send_at: pd.DatetimeIndex
+    send_at: np.ndarray
+    """UTC ns."""
     open_probability: np.ndarray
 
 
@@ -142,24 +143,24 @@ def _reasons(explanations: list[list[dict[str, object]]] | None, i: int) -> list
     return [Reason.model_validate(reason) for reason in explanations[i]]
 
 
-def _times(values: Sequence[datetime | None]) -> pd.DatetimeIndex:
-    """Request times as a UTC index (one conversion per value, no parsing)."""
-    return pd.DatetimeIndex(np.array([instant_ns(v) for v in values], dtype=np.int64), tz="UTC")
+def _times(values: Sequence[datetime | None]) -> np.ndarray:
+    """Request times as UTC ns, NAT for none (one conversion per value, no parsing)."""
+    return np.array([instant_ns(v) for v in values], dtype=np.int64)
 
 
-def due_ends(due_dates: Sequence[date], zones: np.ndarray) -> pd.DatetimeIndex:
-    """End of each due date (next local midnight) in the customer's zone, as UTC instants."""
-    days = np.array(due_dates, dtype="datetime64[D]") + np.timedelta64(1, "D")
-    found = wall_clock_instants(days.astype("datetime64[ns]").astype(np.int64), zones)
+def due_ends(due_dates: Sequence[date], zones: np.ndarray) -> np.ndarray:
+    """End of each due date (next local midnight) in the customer's zone, as UTC ns."""
+    days = np.array(due_dates, dtype="datetime64[D]").astype(np.int64) + 1
+    found = wall_clock_instants(days * DAY_NS, zones)
     # The later of a repeated midnight; the end of the gap if a DST change skips midnight.
-    return pd.DatetimeIndex(np.where(found.latest == NAT, found.gap_end, found.latest), tz="UTC")
+    return np.where(found.latest == NAT, found.gap_end, found.latest)
 
 
 def guardrail_inputs(
     requests: Sequence[DecisionRequest],
     features: FeatureRows,
     zones: np.ndarray,
-    due_at: pd.DatetimeIndex,
+    due_at: np.ndarray,
 ) -> GuardrailInputs:
     """The guardrails' inputs: the request's contact state, the profile's consent and hardship."""
 
@@ -265,7 +266,7 @@ def decide_batch(
     inputs = guardrail_inputs(requests, batch.features, zones, due_at)
     guard = apply_guardrails(inputs, settings.policy.guardrails)
     stage = np.array([request.stage for request in requests], dtype=object)
-    contexts = _contexts(components, batch, stage, inputs.send_at, due_at)
+    contexts = _contexts(components, batch, stage, inputs.instants("send_at"), due_at)
     action_dist = components.bandit.action_distribution(contexts, guard.allowed)
     draws = decision_draws(requests, seed if seed is not None else secrets.randbits(63))
     action, propensity = choose_actions(action_dist, draws)
@@ -274,7 +275,7 @@ def decide_batch(
     message = {**action_names(action), "stage": stage}
     hours = candidate_hours(settings.send_hours, settings.policy.guardrails.quiet_hours)
     plan = plan_send_times(
-        batch.features, message, guard.send_at, inputs.send_before, zones,
+        batch.features, message, guard.send_at_ns, inputs.instants("send_before"), zones,
         components.models["send_time"].estimator, hours,
     )  # fmt: skip
     chosen = Chosen(action, propensity, expected_reward, message, plan.send_at,
@@ -287,8 +288,8 @@ def _contexts(
     components: Components,
     batch: ScoredBatch,
     stage: np.ndarray,
-    decided_at: pd.DatetimeIndex,
-    due_at: pd.DatetimeIndex,
+    decided_at: np.ndarray,
+    due_at: np.ndarray,
 ) -> np.ndarray:
     """The policy's context matrix, checked against the columns the policy was trained on."""
     spec = components.policy_spec
@@ -300,7 +301,7 @@ def _contexts(
             "builds; retrain the policy with the current features and score models"
         )
     scores = {name: batch.scores[name] for name in names}
-    days_left = (due_at.as_unit("ns").asi8 - decided_at.as_unit("ns").asi8) / DAY_NS
+    days_left = (due_at - decided_at) / DAY_NS
     return context_matrix(batch.features, stage, days_left, spec["stages"], scores)
 
 
@@ -315,6 +316,7 @@ def _decisions(
     """Assemble the decision records (the one per-row step: building response objects)."""
     contact = chosen.action > 0
     local = local_times(chosen.send_at, zones)
+    send_at = chosen.send_at.tolist()
     versions = components.model_versions
     late = batch.scores["late_payment_probability"]
     churn = batch.scores["churn_probability"]
@@ -333,7 +335,7 @@ def _decisions(
             channel=channel[i],
             tone=tone[i],
             offer=offer[i],
-            send_at=chosen.send_at[i].to_pydatetime() if contact[i] else None,
+            send_at=utc_datetime(send_at[i]) if contact[i] else None,
             send_at_local=local[i] if contact[i] else None,
             timezone=request.timezone,
             propensity=float(chosen.propensity[i]),

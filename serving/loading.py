@@ -36,6 +36,7 @@ def load_score_model(spec: str, settings: Settings, alias: str) -> ScoreModel:
     estimator = mlflow.pyfunc.load_model(uri).unwrap_python_model().estimator_
     if not isinstance(estimator, CalibratedLightGBM):
         raise PayNudgeError(f"{uri} is not a PayNudge LightGBM model")
+    estimator.packed_forest()  # packed at load, not on the first request
     return ScoreModel(estimator=estimator, version=f"{name}/{version.version}", uri=uri)
 
 

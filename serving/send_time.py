@@ -17,21 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 
 from features.labels import OBSERVED_OPEN_CHANNELS
-from reminder_policy.local_time import NAT, aware_local, to_local, wall_clock_instants
-from serving.feature_rows import FeatureRows, take_rows
+from reminder_policy.local_time import DAY_NS, NAT, aware_local, to_local, wall_clock_instants
+from serving.feature_rows import FeatureRows
 from training.model import CalibratedLightGBM
 
 NS_PER_HOUR = 3_600 * 10**9
+_OBSERVED = frozenset(OBSERVED_OPEN_CHANNELS)
+_MESSAGE_COLUMNS = ("channel", "tone", "offer", "stage")
 
 
 @dataclass(frozen=True)
 class SendPlan:
-    """Per decision: when to send (UTC) and the open probability there (NaN if none)."""
+    """Per decision: when to send (UTC ns) and the open probability there (NaN if none)."""
 
-    send_at: pd.DatetimeIndex
+    send_at: np.ndarray
     open_probability: np.ndarray
 
 
@@ -44,16 +45,11 @@ def candidate_hours(send_hours: tuple[int, int], quiet_hours: tuple[int, int]) -
     return hours[~quiet]
 
 
-def _wall_clock(times: pd.DatetimeIndex, zones: np.ndarray) -> np.ndarray:
-    """Local wall-clock times (naive ns) of UTC ``times`` in each row's zone."""
-    return to_local(times.as_unit("ns").asi8, zones).view("datetime64[ns]")
-
-
 def _to_utc(wall: np.ndarray, zones: np.ndarray) -> np.ndarray:
     """UTC ns of local wall-clock times (n, k); NaT-as-int for times a DST change skips or
     repeats (never at reminder hours in practice; such candidates are simply dropped)."""
     k = wall.shape[1]
-    found = wall_clock_instants(wall.reshape(-1).astype(np.int64), np.repeat(zones, k))
+    found = wall_clock_instants(wall.reshape(-1), np.repeat(zones, k))
     utc = np.where(found.ambiguous, NAT, found.earliest)
     return utc.reshape(wall.shape)
 
@@ -61,65 +57,66 @@ def _to_utc(wall: np.ndarray, zones: np.ndarray) -> np.ndarray:
 def plan_send_times(
     features: FeatureRows,
     message: Mapping[str, np.ndarray],
-    earliest: pd.DatetimeIndex,
-    send_before: pd.DatetimeIndex,
+    earliest: np.ndarray,
+    send_before: np.ndarray,
     zones: np.ndarray,
     model: CalibratedLightGBM,
     hours: np.ndarray,
 ) -> SendPlan:
     """The best candidate send time of each message (``message``: channel, tone, offer, stage
-    arrays; rows with no channel are no contact and keep ``earliest``)."""
+    arrays; rows with no channel are no contact and keep ``earliest``). Times are UTC ns
+    (``send_before`` NAT: no deadline)."""
     n = len(earliest)
-    send_at = earliest.as_unit("ns").asi8.copy()
+    send_at = earliest.copy()
     probability = np.full(n, np.nan)
-    channel = np.asarray(message["channel"], dtype=object)
-    rows = np.flatnonzero(np.isin(channel, OBSERVED_OPEN_CHANNELS))
+    observed = [channel in _OBSERVED for channel in message["channel"].tolist()]
+    rows = np.flatnonzero(observed)
     if rows.size == 0:
-        return SendPlan(pd.DatetimeIndex(send_at, tz="UTC"), probability)
-    local = _wall_clock(earliest[rows], zones[rows])
-    day = local.astype("datetime64[D]").astype("datetime64[ns]")
-    walls = day[:, None] + (hours[None, :] * NS_PER_HOUR).astype("timedelta64[ns]")
-    utc = np.column_stack([earliest[rows].as_unit("ns").asi8, _to_utc(walls, zones[rows])])
-    first_hour = (local - day) // np.timedelta64(1, "h")
-    deadline = send_before[rows].as_unit("ns").asi8
-    no_deadline = send_before[rows].isna()
-    valid = (utc >= utc[:, :1]) & (utc != pd.NaT.value)
-    valid &= no_deadline[:, None] | (utc <= deadline[:, None])
+        return SendPlan(send_at, probability)
+    first = earliest[rows]
+    local = to_local(first, zones[rows])
+    day = local // DAY_NS * DAY_NS
+    utc = np.empty((rows.size, len(hours) + 1), dtype=np.int64)
+    utc[:, 0] = first
+    utc[:, 1:] = _to_utc(day[:, None] + hours[None, :] * NS_PER_HOUR, zones[rows])
+    first_hour = (local - day) // NS_PER_HOUR
+    deadline = send_before[rows]
+    valid = (utc >= first[:, None]) & (utc != NAT)
+    valid &= (deadline == NAT)[:, None] | (utc <= deadline[:, None])
     hour_ok = valid[:, 1:].any(axis=1)
     # The earliest time competes when it is a send hour itself, or when no whole hour is left.
     valid[:, 0] = np.isin(first_hour, hours) | ~hour_ok
-    k = utc.shape[1]
-    candidate_hours = np.column_stack([first_hour, np.broadcast_to(hours, (rows.size, k - 1))])
-    # Candidates of a message differ only in the hour: build each message's row once, then
-    # repeat it per candidate and set the hour column.
-    candidates = take_rows(features, rows)
-    candidates["send_hour"] = np.zeros(rows.size)
-    candidates["send_weekday"] = weekday(day)
-    for column in ("channel", "tone", "offer", "stage"):
-        candidates[column] = np.asarray(message[column], dtype=object)[rows]
     # Only valid candidates are scored (earlier hours of the day are the most common misses).
     message_of, candidate_of = np.nonzero(valid)
-    matrix = model.feature_matrix(candidates)[message_of]
-    matrix[:, model.feature_index("send_hour")] = candidate_hours[message_of, candidate_of]
-    scores = np.full((rows.size, k), -np.inf)
+    # Candidates of a message differ only in the hour: each message's row is built once (with
+    # the hour and weekday left at 0), repeated per candidate, and the two columns set.
+    unset = np.zeros(n)
+    base = {**features, "send_hour": unset, "send_weekday": unset}
+    base.update({column: message[column] for column in _MESSAGE_COLUMNS})
+    matrix = model.feature_matrix(base)[rows[message_of]]
+    hour_of = np.concatenate([[0], hours])[candidate_of]
+    matrix[:, model.feature_index("send_hour")] = np.where(
+        candidate_of == 0, first_hour[message_of], hour_of
+    )
+    matrix[:, model.feature_index("send_weekday")] = weekday(day)[message_of]
+    scores = np.full(utc.shape, -np.inf)
     scores[message_of, candidate_of] = model.predict_proba_matrix(matrix)[:, 1]
     best = np.argmax(scores, axis=1)
     picked = np.arange(rows.size)
     send_at[rows] = utc[picked, best]
     probability[rows] = scores[picked, best]
-    return SendPlan(pd.DatetimeIndex(send_at, tz="UTC"), probability)
+    return SendPlan(send_at, probability)
 
 
 def weekday(day: np.ndarray) -> np.ndarray:
-    """Day of the week of datetime64 dates, Monday 0 (1 January 1970 was a Thursday)."""
-    days = day.astype("datetime64[D]").astype(np.int64)
-    return ((days + 3) % 7).astype(np.float64)
+    """Day of the week of local midnights (int64 ns), Monday 0 (1 January 1970 was a
+    Thursday)."""
+    return ((day // DAY_NS + 3) % 7).astype(np.float64)
 
 
-def local_times(times: pd.DatetimeIndex, zones: np.ndarray) -> list[datetime]:
-    """Each UTC time (never NaT) as an aware datetime at its zone's offset then: what the
+def local_times(utc: np.ndarray, zones: np.ndarray) -> list[datetime]:
+    """Each UTC time (ns, never NaT) as an aware datetime at its zone's offset then: what the
     decision shows as the local send time (JSON carries the offset, not the zone's name)."""
-    utc = times.as_unit("ns").asi8
     local = to_local(utc, zones)
     return [
         aware_local(wall, instant)

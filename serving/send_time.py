@@ -85,7 +85,9 @@ def plan_send_times(
     valid &= (deadline == NAT)[:, None] | (utc <= deadline[:, None])
     hour_ok = valid[:, 1:].any(axis=1)
     # The earliest time competes when it is a send hour itself, or when no whole hour is left.
-    valid[:, 0] = np.isin(first_hour, hours) | ~hour_ok
+    is_send_hour = np.zeros(24, dtype=bool)
+    is_send_hour[hours] = True
+    valid[:, 0] = is_send_hour[first_hour] | ~hour_ok
     # Only valid candidates are scored (earlier hours of the day are the most common misses).
     message_of, candidate_of = np.nonzero(valid)
     # Candidates of a message differ only in the hour: each message's row is built once (with

@@ -34,8 +34,10 @@ SINGLE_THREAD_ROWS = 500
 the work (a single row: ~7 ms on the default threads against ~0.6 ms on one, on 2 busy cores);
 a served batch of 1,000 decisions is ~10% faster on all threads. Raw margins of fewer rows come
 from the packed forest (one thread, no per-call setup)."""
-_PACKED = "_packed_forest"
-"""Where a fitted model caches its :class:`PackedForest`."""
+_PACKED, _LAYOUT = "_packed_forest", "_matrix_layout"
+_CACHES = (_PACKED, _LAYOUT)
+"""Where a fitted model caches its :class:`PackedForest` and :class:`_MatrixLayout` (derived
+from the booster and the categories, rebuilt after loading or refitting)."""
 JSON_SPECIAL = re.compile(r'[\[\]{}":,]')
 """Characters LightGBM refuses in feature names; the booster sees them as ``_``."""
 
@@ -122,11 +124,30 @@ def category_codes(values: pd.Series | np.ndarray, categories: list) -> np.ndarr
     """Positions of ``values`` among ``categories`` as floats, NaN when missing or unseen (what
     LightGBM reads from a pandas categorical). Arrays go through a dict: a categorical per call
     costs more than scoring a few rows."""
+    return _codes(values, _positions(categories))
+
+
+def _positions(categories: list) -> dict[object, float]:
+    return {category: float(i) for i, category in enumerate(categories)}
+
+
+def _codes(values: pd.Series | np.ndarray, positions: dict[object, float]) -> np.ndarray:
     if isinstance(values, np.ndarray):
-        position = {category: float(i) for i, category in enumerate(categories)}
-        return np.array([position.get(value, np.nan) for value in values.tolist()], dtype=float)
-    codes = pd.Categorical(values, categories=categories).codes
+        return np.array([positions.get(value, np.nan) for value in values.tolist()], dtype=float)
+    codes = pd.Categorical(values, categories=list(positions)).codes
     return np.where(codes < 0, np.nan, codes)
+
+
+@dataclass(frozen=True)
+class _MatrixLayout:
+    """Where :meth:`CalibratedLightGBM.feature_matrix` puts each feature."""
+
+    numeric: np.ndarray
+    """Columns of the numeric features ..."""
+    numeric_names: list[str]
+    """... and their names."""
+    categorical: list[tuple[int, str, dict[object, float]]]
+    """(column, name, category -> code) of each categorical feature."""
 
 
 def prediction_threads(rows: int) -> int:
@@ -224,7 +245,8 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         params, rounds = self.booster_params(len(X))
         self.evals_result_: dict = {}
         stop = lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
-        self.__dict__.pop(_PACKED, None)
+        for cache in _CACHES:
+            self.__dict__.pop(cache, None)
         self.booster_ = lgb.train(
             params,
             train,
@@ -267,23 +289,43 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         the learned categories (NaN when missing or unseen, as LightGBM does for pandas input),
         the rest as float32 values (see :meth:`_matrix`). Built into one array with no
         intermediate frame, which dominates the cost of scoring a few rows. ``X`` is a frame or a
-        mapping of column name to array (the decision path's feature rows, whose numbers are
-        float64 already: those are stacked in one step)."""
+        mapping of column name to array (the decision path's feature rows). Numbers and flags
+        are stacked in one step; other columns (times, nullable types) go one by one through
+        :func:`numeric_column`."""
         self._check_fitted()
         self._check_columns(X)
-        names = self.feature_names_
-        n = len(X) if isinstance(X, pd.DataFrame) else len(X[names[0]])
-        out = np.empty((n, len(names)), dtype=np.float64)
-        numeric = [j for j, name in enumerate(names) if name not in self.categories_]
-        columns = [X[names[j]] for j in numeric]
-        if columns and all(isinstance(c, np.ndarray) and c.dtype == np.float64 for c in columns):
-            out[:, numeric] = np.stack(columns, axis=1).astype(np.float32)
+        layout = self._layout()
+        n = len(X) if isinstance(X, pd.DataFrame) else len(X[self.feature_names_[0]])
+        out = np.empty((n, len(self.feature_names_)), dtype=np.float64)
+        columns = [X[name] for name in layout.numeric_names]
+        try:
+            block = np.stack(columns, axis=1) if columns else np.empty((n, 0))
+        except (TypeError, ValueError):  # times among numbers, say: column by column
+            block = np.empty(0, dtype=object)
+        if block.dtype.kind in "biuf":
+            out[:, layout.numeric] = block.astype(np.float32)
         else:
-            for j, values in zip(numeric, columns, strict=True):
-                out[:, j] = numeric_column(values, names[j]).astype(np.float32)
-        for name, categories in self.categories_.items():
-            out[:, names.index(name)] = category_codes(X[name], categories)
+            for j, name, values in zip(layout.numeric, layout.numeric_names, columns, strict=True):
+                out[:, j] = numeric_column(values, name).astype(np.float32)
+        for j, name, position in layout.categorical:
+            out[:, j] = _codes(X[name], position)
         return out
+
+    def _layout(self) -> _MatrixLayout:
+        layout = self.__dict__.get(_LAYOUT)
+        if layout is None:
+            names = self.feature_names_
+            numeric = [j for j, name in enumerate(names) if name not in self.categories_]
+            layout = _MatrixLayout(
+                numeric=np.array(numeric, dtype=np.int64),
+                numeric_names=[names[j] for j in numeric],
+                categorical=[
+                    (names.index(name), name, _positions(categories))
+                    for name, categories in self.categories_.items()
+                ],
+            )
+            self.__dict__[_LAYOUT] = layout
+        return layout
 
     def feature_index(self, name: str) -> int:
         """The column of feature ``name`` in :meth:`feature_matrix`."""
@@ -333,7 +375,8 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())
-        state.pop(_PACKED, None)
+        for cache in _CACHES:
+            state.pop(cache, None)
         return state
 
     def _check_fitted(self) -> None:

@@ -15,7 +15,7 @@ from training.calibration import (
     SigmoidCalibrator,
     choose_calibration,
 )
-from training.model import CalibratedLightGBM
+from training.model import CalibratedLightGBM, numeric_column
 
 CATEGORIES = ("basic", "plus", "premium")
 
@@ -183,3 +183,27 @@ def test_feature_matrix_scores_exactly_as_the_booster_reads_pandas(model, data) 
     np.testing.assert_array_equal(model.predict_proba_matrix(matrix), model.predict_proba(rows))
     with pytest.raises(DataError, match="no feature 'customer'"):
         model.feature_index("customer")
+
+
+def test_feature_matrix_reads_every_numeric_kind_as_the_stacked_path_does(data) -> None:
+    """Times, durations, nullable counts and flags (column by column) give the same matrix as
+    the same values as float64 arrays (stacked in one step)."""
+    X, y = data["train"]
+    n = len(X)
+    rng = np.random.default_rng(4)
+    frame = X.assign(
+        opened=pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 900, n), "D"),
+        waited=pd.to_timedelta(rng.integers(0, 40, n), "h"),
+        tenure=pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(0, 60, n)), "Int64"),
+        calls=rng.integers(0, 5, n),
+    )
+    model = CalibratedLightGBM(num_boost_round=20).fit(
+        frame[:2000], y[:2000], frame[2000:], y[2000:], categorical=["plan"]
+    )
+    arrays = {name: numeric_column(frame[name], name) for name in frame.columns if name != "plan"}
+    arrays["plan"] = frame["plan"].to_numpy(dtype=object)
+    by_column = model.feature_matrix(frame)
+    np.testing.assert_array_equal(by_column, model.feature_matrix(arrays))
+    days = (frame["opened"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(days=1)
+    opened = by_column[:, model.feature_index("opened")]
+    np.testing.assert_array_equal(opened, days.to_numpy().astype(np.float32))

@@ -10,6 +10,7 @@ is always allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TypeAlias
 
 import numpy as np
@@ -164,7 +165,7 @@ class GuardrailResult:
 
     def reasons(self) -> list[tuple[str, ...]]:
         """Per row, the codes of rules that removed at least one action (REASON_CODES order)."""
-        flags = np.column_stack([self.removed[code].any(axis=1) for code in REASON_CODES])
+        flags = np.stack([self.removed[code] for code in REASON_CODES]).any(axis=2).T
         return _codes_per_row(flags)
 
 
@@ -307,11 +308,13 @@ def _after(times: np.ndarray, deadline: np.ndarray) -> np.ndarray:
 def _codes_per_row(flags: np.ndarray) -> list[tuple[str, ...]]:
     """Per row of an (n, len(REASON_CODES)) flag matrix, the flagged codes in stable order."""
     bits = flags.astype(np.int64) @ (1 << np.arange(len(REASON_CODES), dtype=np.int64))
-    patterns, inverse = np.unique(bits, return_inverse=True)
-    labels = np.empty(len(patterns), dtype=object)
-    for i, pattern in enumerate(patterns):  # distinct patterns only, a handful
-        labels[i] = tuple(code for j, code in enumerate(REASON_CODES) if pattern >> j & 1)
-    return list(labels[inverse.reshape(-1)])
+    return [_codes_of(pattern) for pattern in bits.tolist()]
+
+
+@lru_cache(maxsize=4096)
+def _codes_of(pattern: int) -> tuple[str, ...]:
+    """The codes whose bits are set in ``pattern`` (a few distinct patterns recur)."""
+    return tuple(code for j, code in enumerate(REASON_CODES) if pattern >> j & 1)
 
 
 def _check_zones(timezone: object, n: int) -> None:

@@ -68,34 +68,49 @@ def flags(values: np.ndarray) -> np.ndarray:
     return np.asarray(values == 1, dtype=bool)
 
 
-def _plain(values: np.ndarray, kind: str | None) -> list[object]:
-    """Python values of one column: NaN as None, counts as ints, flags as booleans (each
-    conversion one numpy pass, not a Python loop per value)."""
-    if values.dtype.kind != "f":
-        column = values.astype(object)
-        if values.dtype == object:  # a float NaN inside an object column is missing too
-            missing = np.fromiter((v != v for v in values.tolist()), bool, len(values))
-            column[missing] = None
-        return column.tolist()
-    missing = np.isnan(values)
-    if kind == "int":
-        column = np.where(missing, 0, values).astype(np.int64).astype(object)
-    elif kind == "bool":
-        column = (values == 1.0).astype(object)
-    else:
-        column = values.astype(object)
-    column[missing] = None
+def _plain(values: np.ndarray) -> list[object]:
+    """Python values of a column that is not float64 (objects, booleans): a float NaN inside an
+    object column is missing too."""
+    column = values.astype(object)
+    if values.dtype == object:
+        missing = np.fromiter((v != v for v in values.tolist()), bool, len(values))
+        column[missing] = None
     return column.tolist()
+
+
+def _plain_numbers(block: np.ndarray, kind: str | None) -> list[list[object]]:
+    """Python values of float64 columns of one catalogue kind, ``block`` (n, k), as k lists:
+    NaN as None, counts as ints, flags as booleans (each conversion one numpy pass over all
+    the columns, not a Python loop per value)."""
+    missing = np.isnan(block)
+    if kind == "int":
+        column = np.where(missing, 0, block).astype(np.int64).astype(object)
+    elif kind == "bool":
+        column = (block == 1.0).astype(object)
+    else:
+        column = block.astype(object)
+    column[missing] = None
+    return column.T.tolist()
 
 
 def feature_records(rows: Mapping[str, np.ndarray]) -> list[dict[str, object]]:
     """One dict per row with typed Python values (JSON-ready), columns in ``rows`` order."""
-    columns = {
-        name: _plain(values, _CATALOGUE[name].kind if name in _CATALOGUE else None)
-        for name, values in rows.items()
-    }
-    names = list(columns)
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    columns: dict[str, list[object]] = {}
+    numbers: dict[str | None, list[str]] = {}
+    for name, values in rows.items():
+        if values.dtype.kind == "f":
+            kind = _CATALOGUE[name].kind if name in _CATALOGUE else None
+            numbers.setdefault(kind if kind in ("int", "bool") else None, []).append(name)
+        else:
+            columns[name] = _plain(values)
+    for kind, names in numbers.items():
+        block = np.stack([rows[name] for name in names], axis=1).astype(np.float64, copy=False)
+        columns.update(zip(names, _plain_numbers(block, kind), strict=True))
+    order = list(rows)
+    return [
+        dict(zip(order, values, strict=True))
+        for values in zip(*(columns[name] for name in order), strict=True)
+    ]
 
 
 def rows_frame(rows: Mapping[str, np.ndarray]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ and the same validation rows fit the calibrator (see :mod:`training.calibration`
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -32,8 +33,8 @@ ROUND_ALIASES = ("num_boost_round", "num_iterations", "num_iteration", "n_iter",
 SINGLE_THREAD_ROWS = 500
 """Below this many rows, predict on one thread: starting LightGBM's OpenMP team costs more than
 the work (a single row: ~7 ms on the default threads against ~0.6 ms on one, on 2 busy cores);
-a served batch of 1,000 decisions is ~10% faster on all threads. Raw margins of fewer rows come
-from the packed forest (one thread, no per-call setup)."""
+a served batch of 1,000 decisions is ~10% faster on all threads. The packed forest walks fewer
+rows on one thread, more split over the cores."""
 _PACKED, _LAYOUT = "_packed_forest", "_matrix_layout"
 _CACHES = (_PACKED, _LAYOUT)
 """Where a fitted model caches its :class:`PackedForest` and :class:`_MatrixLayout` (derived
@@ -351,10 +352,12 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         return pd.DataFrame(values, columns=[*self.feature_names_, "bias"], index=index)
 
     def _raw(self, matrix: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Raw margins: a few rows through the packed forest (the same sums, without LightGBM's
-        per-call setup and cache misses), many through LightGBM's threads."""
-        if isinstance(matrix, np.ndarray) and len(matrix) < SINGLE_THREAD_ROWS:
-            return self.packed_forest().raw_scores(matrix)
+        """Raw margins. Matrices go through the packed forest (LightGBM's sums, without its
+        per-call setup and cache misses), big ones split over the cores; a frame (fitting's
+        validation rows) goes through LightGBM."""
+        if isinstance(matrix, np.ndarray):
+            threads = 1 if len(matrix) < SINGLE_THREAD_ROWS else os.cpu_count() or 1
+            return self.packed_forest().raw_scores(matrix, threads)
         raw = self.booster_.predict(
             matrix,
             raw_score=True,

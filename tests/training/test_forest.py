@@ -63,7 +63,9 @@ def test_raw_scores_equal_lightgbm_bitwise(params: dict) -> None:
     assert "==" in kinds  # the categorical path is exercised
     forest = PackedForest.from_booster(booster)
     rows = np.vstack([awkward_rows(3000, seed=2), X[:500]])
-    np.testing.assert_array_equal(forest.raw_scores(rows), booster.predict(rows, raw_score=True))
+    expected = booster.predict(rows, raw_score=True)
+    np.testing.assert_array_equal(forest.raw_scores(rows), expected)
+    np.testing.assert_array_equal(forest.raw_scores(rows, threads=3), expected)  # split rows
 
 
 def test_first_iterations() -> None:
@@ -109,8 +111,10 @@ def test_model_scores_few_and_many_rows_alike_and_pickles_without_the_pack() -> 
     model.fit(frame[:1500], y[:1500], frame[1500:], y[1500:])
     matrix = model.feature_matrix(frame)
     few = np.concatenate([model._raw(matrix[i : i + 10]) for i in range(0, 2000, 10)])
-    many = model._raw(matrix)  # 2,000 rows: LightGBM
+    many = model._raw(matrix)  # 2,000 rows: split over the cores
     np.testing.assert_array_equal(few, many)
+    booster = model.booster_.predict(matrix, raw_score=True, num_iteration=model.best_iteration_)
+    np.testing.assert_array_equal(many, booster)
     assert "_packed_forest" in model.__dict__
     copy = pickle.loads(pickle.dumps(model))
     assert "_packed_forest" not in copy.__dict__

@@ -165,7 +165,7 @@ class GuardrailResult:
 
     def reasons(self) -> list[tuple[str, ...]]:
         """Per row, the codes of rules that removed at least one action (REASON_CODES order)."""
-        flags = np.stack([self.removed[code] for code in REASON_CODES]).any(axis=2).T
+        flags = np.asarray(np.stack([self.removed[code] for code in REASON_CODES]).any(axis=2)).T
         return _codes_per_row(flags)
 
 

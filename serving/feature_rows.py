@@ -99,13 +99,14 @@ def feature_records(rows: Mapping[str, np.ndarray]) -> list[dict[str, object]]:
     numbers: dict[str | None, list[str]] = {}
     for name, values in rows.items():
         if values.dtype.kind == "f":
-            kind = _CATALOGUE[name].kind if name in _CATALOGUE else None
-            numbers.setdefault(kind if kind in ("int", "bool") else None, []).append(name)
+            feature = _CATALOGUE.get(name)
+            kind = feature.kind if feature is not None and feature.kind in ("int", "bool") else None
+            numbers.setdefault(kind, []).append(name)
         else:
             columns[name] = _plain(values)
-    for kind, names in numbers.items():
+    for group, names in numbers.items():
         block = np.stack([rows[name] for name in names], axis=1).astype(np.float64, copy=False)
-        columns.update(zip(names, _plain_numbers(block, kind), strict=True))
+        columns.update(zip(names, _plain_numbers(block, group), strict=True))
     order = list(rows)
     return [
         dict(zip(order, values, strict=True))

@@ -85,10 +85,14 @@ def zone_table(zone: str) -> ZoneTable:
     return ZoneTable(np.array([NAT], np.int64), np.array([_nanoseconds(offset)], np.int64))
 
 
-def zone_rows(zones: np.ndarray) -> Iterator[tuple[ZoneTable, np.ndarray]]:
-    """Each distinct zone's table and the rows in that zone."""
-    if len(zones) == 1:
-        yield zone_table(str(zones[0])), np.zeros(1, dtype=np.int64)
+def zone_rows(zones: np.ndarray) -> Iterator[tuple[ZoneTable, np.ndarray | slice]]:
+    """Each distinct zone's table and the rows in that zone (all rows as a slice when there is
+    one zone: a single decision, or a batch of one country)."""
+    values = zones.tolist()
+    if not values:
+        return
+    if all(zone == values[0] for zone in values):
+        yield zone_table(str(values[0])), slice(None)
         return
     distinct, inverse = np.unique(zones.astype(str), return_inverse=True)
     for code, zone in enumerate(distinct):

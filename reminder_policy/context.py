@@ -125,7 +125,7 @@ def context_matrix(
     width = _LAYOUT.width + len(stages) + 1 + len(score_names)  # len(context_columns(...))
     out = np.empty((len(days_left), width), dtype=np.float64)
     # The catalogue's numbers as one block: one NaN test and fill for all of them.
-    block = np.stack([_numbers(features[f.name]) for f in _LAYOUT.numeric], axis=1).reshape(
+    block = np.array([_numbers(features[f.name]) for f in _LAYOUT.numeric]).T.reshape(
         len(out), len(_LAYOUT.numeric)
     )
     missing = ~np.isfinite(block)

@@ -93,13 +93,14 @@ class PackedForest:
             raise DataError(
                 f"expected a matrix of {self.n_features} feature columns, got shape {matrix.shape}"
             )
-        out = np.zeros(matrix.shape[0])
-        bounds = np.linspace(0, len(matrix), max(1, min(threads, len(matrix))) + 1).astype(int)
-        parts = [slice(a, b) for a, b in pairwise(bounds.tolist())]
-        if len(parts) == 1:
+        n = len(matrix)
+        out = np.zeros(n)
+        count = max(1, min(threads, n))
+        if count == 1:
             self._walk(matrix, out)
-        else:
-            list(_pool().map(lambda part: self._walk(matrix[part], out[part]), parts))
+            return out
+        parts = [slice(a, b) for a, b in pairwise(n * i // count for i in range(count + 1))]
+        list(_pool().map(lambda part: self._walk(matrix[part], out[part]), parts))
         return out
 
     def _walk(self, matrix: np.ndarray, out: np.ndarray) -> None:

@@ -299,12 +299,12 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         n = len(X) if isinstance(X, pd.DataFrame) else len(X[self.feature_names_[0]])
         out = np.empty((n, len(self.feature_names_)), dtype=np.float64)
         columns = [X[name] for name in layout.numeric_names]
-        try:
-            block = np.stack(columns, axis=1) if columns else np.empty((n, 0))
+        try:  # one (k, n) array in one step (np.stack costs microseconds per column)
+            block = np.array(columns) if columns else np.empty((0, n))
         except (TypeError, ValueError):  # times among numbers, say: column by column
             block = np.empty(0, dtype=object)
         if block.dtype.kind in "biuf":
-            out[:, layout.numeric] = block.astype(np.float32)
+            out[:, layout.numeric] = block.T.astype(np.float32)
         else:
             for j, name, values in zip(layout.numeric, layout.numeric_names, columns, strict=True):
                 out[:, j] = numeric_column(values, name).astype(np.float32)

@@ -321,10 +321,11 @@ def _check_zones(timezone: object, n: int) -> None:
     """An array of ``n`` known IANA zone names (a :class:`DataError` naming the first bad row)."""
     if not isinstance(timezone, np.ndarray) or timezone.shape != (n,):
         raise DataError(f"timezone: expected an array of {n} IANA zone names")
-    missing = np.flatnonzero(pd.isna(timezone))
-    if missing.size:
+    values = timezone.tolist()
+    missing = [i for i, zone in enumerate(values) if not isinstance(zone, str) and pd.isna(zone)]
+    if missing:
         raise DataError(f"timezone: row {missing[0]} is missing")
-    for zone in set(timezone.tolist()):
+    for zone in set(values):
         try:
             zone_table(str(zone))
         except DataError as error:

@@ -186,6 +186,45 @@ def test_no_contact_is_always_allowed_and_never_removed(
     assert set(result.removed) == set(REASON_CODES)
 
 
+TIME_FIELDS = ("send_at", "due_at", "promise_until", "send_before")
+
+
+@settings(max_examples=50, deadline=None)
+@given(inputs=guardrail_inputs(), rules=guardrail_settings)
+def test_times_as_nanoseconds_give_the_same_rulings(
+    inputs: GuardrailInputs, rules: GuardrailSettings
+) -> None:
+    """The decision path passes int64 UTC nanoseconds (NaT as int64 minimum) instead of a
+    DatetimeIndex: the same instants give the same allowed actions, send times and reasons."""
+    ns = build_like(inputs, **{f: getattr(inputs, f).as_unit("ns").asi8 for f in TIME_FIELDS})
+    expected, found = apply_guardrails(inputs, rules), apply_guardrails(ns, rules)
+    np.testing.assert_array_equal(found.allowed, expected.allowed)
+    np.testing.assert_array_equal(found.send_at_ns, expected.send_at_ns)
+    assert found.send_at.equals(expected.send_at)
+    assert found.reasons() == expected.reasons()
+    action = np.argmax(expected.allowed[:, ::-1], axis=1)
+    assert violations(ns, action, found.send_at_ns, rules) == violations(
+        inputs, action, expected.send_at, rules
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        (
+            "send_at",
+            np.array([1.7e18]),
+            "send_at: expected a time-zone-aware .* or int64 UTC nanoseconds",
+        ),
+        ("send_at", np.array([np.iinfo(np.int64).min]), r"send_at: row 0 is missing \(NaT\)"),
+        ("due_at", np.array([1, 2], dtype=np.int64), r"due_at: expected 1 rows \(one per decision"),
+    ],
+)
+def test_bad_nanoseconds_say_what(field: str, value: np.ndarray, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        build_like(build(), **{field: value})
+
+
 @settings(max_examples=150, deadline=None)
 @given(inputs=guardrail_inputs(), rules=guardrail_settings)
 def test_send_time_moves_forward_to_the_next_opening(

@@ -420,13 +420,16 @@ def run_simulation(
 ) -> RunResult:
     """Run the dispatcher against ``world`` for ``months`` simulated months (state in
     HOME/simulate/name, started afresh: an earlier run's invoices and events would collide with
-    another world's)."""
+    another world's). The policy's draws use ``dispatcher.decision_seed``, else ``seed``: the
+    same world and seed give the same run."""
     home = settings.home / "simulate" / name
     shutil.rmtree(home, ignore_errors=True)
+    draws = settings.dispatcher.decision_seed
+    dispatch = {"outbox_dir": home / "outbox", "decision_seed": seed if draws is None else draws}
     run_settings = settings.model_copy(
         update={
             "database_url": f"sqlite:///{(home / 'dispatcher.db').absolute()}",
-            "dispatcher": settings.dispatcher.model_copy(update={"outbox_dir": home / "outbox"}),
+            "dispatcher": settings.dispatcher.model_copy(update=dispatch),
         }
     )
     log = DecisionLog(home / "decisions.db")

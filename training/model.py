@@ -121,18 +121,14 @@ def numeric_column(values: pd.Series | np.ndarray, name: str) -> np.ndarray:
         ) from None
 
 
-def category_codes(values: pd.Series | np.ndarray, categories: list) -> np.ndarray:
-    """Positions of ``values`` among ``categories`` as floats, NaN when missing or unseen (what
-    LightGBM reads from a pandas categorical). Arrays go through a dict: a categorical per call
-    costs more than scoring a few rows."""
-    return _codes(values, _positions(categories))
-
-
 def _positions(categories: list) -> dict[object, float]:
     return {category: float(i) for i, category in enumerate(categories)}
 
 
 def _codes(values: pd.Series | np.ndarray, positions: dict[object, float]) -> np.ndarray:
+    """Positions of ``values`` among the categories (``positions``: category -> code) as floats,
+    NaN when missing or unseen (what LightGBM reads from a pandas categorical). Arrays go
+    through the dict: a categorical per call costs more than scoring a few rows."""
     if isinstance(values, np.ndarray):
         return np.array([positions.get(value, np.nan) for value in values.tolist()], dtype=float)
     codes = pd.Categorical(values, categories=list(positions)).codes
@@ -386,7 +382,7 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         """sklearn's NotFittedError unless fitted (a plain attribute test: sklearn's own check
         inspects every attribute, several microseconds per call on the decision path)."""
         if not hasattr(self, "booster_"):
-            check_is_fitted(self)
+            check_is_fitted(self, "booster_")
 
     def _check_columns(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
         columns = X.columns if isinstance(X, pd.DataFrame) else X

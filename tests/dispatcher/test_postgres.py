@@ -70,8 +70,7 @@ def _worker(settings, kit, barrier, results) -> None:
 def test_processes_share_the_work_without_doubles(
     pg_url: str, tiny_world: World, tmp_path: Path, kit
 ) -> None:
-    # Small send batches: more claims to share, so one fast process cannot take them all.
-    settings = kit.make_settings(tmp_path / "home", decide_batch_size=20, send_batch_size=3)
+    settings = kit.make_settings(tmp_path / "home", decide_batch_size=20, send_batch_size=10)
     settings = settings.model_copy(update={"database_url": pg_url})
     setup = Dispatcher(settings, client=DecisionClient("http://unused.test"))
     load_tables(setup.sessions, tiny_world.tables, setup.workflow)

@@ -2,9 +2,10 @@
 
 Runs against the local server (127.0.0.1:5432, database ``test``, user ``postgres``) in a schema
 of its own, dropped afterwards; skipped with the reason when the server cannot be reached.
-Three processes start at the same moment on the same invoices: every (invoice, stage) is planned
-once, every message sent once (one ``sent`` entry in the audit log each), and the work is
-spread over the processes.
+Three processes start each pass at the same moment on the same invoices: every (invoice, stage)
+is planned once, every message sent once (one ``sent`` entry in the audit log each), and the work
+is spread over the processes. Decisions and sends are slowed a little, as real ones are, so that
+one process cannot claim every batch before the others reach the outbox.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import uuid
+from dataclasses import replace
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from dispatcher.channels.base import Envelope, Transport
 from dispatcher.cycle import Dispatcher
 from dispatcher.loading import load_tables
 from dispatcher.state import AuditEntry, Message, Reminder
@@ -31,6 +34,7 @@ T0 = pd.Timestamp("2024-03-20", tz="UTC").to_pydatetime()
 T1 = pd.Timestamp("2024-03-22", tz="UTC").to_pydatetime()
 PROCESSES = 3
 DECIDE_PAUSE_SECONDS = 0.02
+SEND_PAUSE_SECONDS = 0.02
 
 
 @pytest.fixture
@@ -51,6 +55,20 @@ def pg_url() -> Iterator[str]:
         connection.close()
 
 
+class _SlowTransport:
+    """A transport that takes a moment per message, as a provider's API does."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner, self.name, self.idempotent = inner, inner.name, inner.idempotent
+
+    def send(self, envelope: Envelope) -> str:
+        time.sleep(SEND_PAUSE_SECONDS)
+        return self.inner.send(envelope)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def _worker(settings, kit, barrier, results) -> None:
     handler = kit.fake_decide()
 
@@ -60,8 +78,14 @@ def _worker(settings, kit, barrier, results) -> None:
 
     client = DecisionClient("http://decisions.test", kit.token, transport=httpx.MockTransport(slow))
     dispatcher = Dispatcher(settings, client=client)
-    barrier.wait()
-    first, second = dispatcher.run_once(T0), dispatcher.run_once(T1)
+    slowed = {id(t): _SlowTransport(t) for t in dispatcher.relay.transports.values()}
+    dispatcher.relay = replace(dispatcher.relay, transports={
+        channel: slowed[id(t)] for channel, t in dispatcher.relay.transports.items()})  # fmt: skip
+    passes = []
+    for now in (T0, T1):
+        barrier.wait()  # every pass starts together: the first one done cannot take it all
+        passes.append(dispatcher.run_once(now))
+    first, second = passes
     planned = first.planned.invoices + second.planned.invoices
     results.put((dispatcher.relay.process, planned, first.sent.sent + second.sent.sent))
     dispatcher.close()
@@ -70,7 +94,7 @@ def _worker(settings, kit, barrier, results) -> None:
 def test_processes_share_the_work_without_doubles(
     pg_url: str, tiny_world: World, tmp_path: Path, kit
 ) -> None:
-    settings = kit.make_settings(tmp_path / "home", decide_batch_size=20, send_batch_size=10)
+    settings = kit.make_settings(tmp_path / "home", decide_batch_size=20, send_batch_size=2)
     settings = settings.model_copy(update={"database_url": pg_url})
     setup = Dispatcher(settings, client=DecisionClient("http://unused.test"))
     load_tables(setup.sessions, tiny_world.tables, setup.workflow)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import multiprocessing
 import time
 import uuid
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx

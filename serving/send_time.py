@@ -89,20 +89,21 @@ def plan_send_times(
     is_send_hour[hours] = True
     valid[:, 0] = is_send_hour[first_hour] | ~hour_ok
     # Only valid candidates are scored (earlier hours of the day are the most common misses).
+    # Candidates of a message differ only in the hour: each message's row is built once and
+    # the model walks it once per tree, splitting its candidates where a tree splits on hours.
     message_of, candidate_of = np.nonzero(valid)
-    # Candidates of a message differ only in the hour: each message's row is built once (with
-    # the hour and weekday left at 0), repeated per candidate, and the two columns set.
     unset = np.zeros(n)
     base = {**features, "send_hour": unset, "send_weekday": unset}
     base.update({column: message[column] for column in _MESSAGE_COLUMNS})
-    matrix = model.feature_matrix(base)[rows[message_of]]
+    matrix = model.feature_matrix(base)[rows]
+    matrix[:, model.feature_index("send_weekday")] = weekday(day)
     hour_of = np.concatenate([[0], hours])[candidate_of]
-    matrix[:, model.feature_index("send_hour")] = np.where(
-        candidate_of == 0, first_hour[message_of], hour_of
-    )
-    matrix[:, model.feature_index("send_weekday")] = weekday(day)[message_of]
+    candidate_hour = np.where(candidate_of == 0, first_hour[message_of], hour_of)
+    segments = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
     scores = np.full(utc.shape, -np.inf)
-    scores[message_of, candidate_of] = model.predict_proba_matrix(matrix)[:, 1]
+    scores[message_of, candidate_of] = model.candidate_probabilities(
+        matrix, "send_hour", candidate_hour, segments
+    )
     best = np.argmax(scores, axis=1)
     picked = np.arange(rows.size)
     send_at[rows] = utc[picked, best]

@@ -93,14 +93,62 @@ class PackedForest:
             raise DataError(
                 f"expected a matrix of {self.n_features} feature columns, got shape {matrix.shape}"
             )
-        n = len(matrix)
-        out = np.zeros(n)
-        count = max(1, min(threads, n))
-        if count == 1:
+        out = np.zeros(len(matrix))
+        parts = _parts(len(matrix), threads)
+        if len(parts) == 1:
             self._walk(matrix, out)
             return out
-        parts = [slice(a, b) for a, b in pairwise(n * i // count for i in range(count + 1))]
         list(_pool().map(lambda part: self._walk(matrix[part], out[part]), parts))
+        return out
+
+    def candidate_raw_scores(
+        self,
+        matrix: np.ndarray,
+        column: int,
+        values: np.ndarray,
+        segments: np.ndarray,
+        threads: int = 1,
+    ) -> np.ndarray:
+        """Raw scores of candidate rows that differ from a base row only in one column: the
+        candidates ``segments[i]:segments[i + 1]`` are row ``i`` of ``matrix`` with ``column``
+        set to each of ``values[segments[i]:segments[i + 1]]``. Bitwise equal to building every
+        candidate row and calling :meth:`raw_scores`, at the cost of one walk per base row and
+        tree, plus a pass over the row's candidates at each split on ``column`` (a send plan's
+        candidate hours of one message, say). Rows are split in ``threads`` parts as in
+        :meth:`raw_scores`."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        segments = np.ascontiguousarray(segments, dtype=np.int64)
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
+            raise DataError(
+                f"expected a matrix of {self.n_features} feature columns, got shape {matrix.shape}"
+            )
+        if not 0 <= column < self.n_features:
+            raise DataError(f"column {column} is not one of the {self.n_features} features")
+        if (
+            segments.shape != (len(matrix) + 1,)
+            or segments[0] != 0
+            or segments[-1] != len(values)
+            or np.any(np.diff(segments) < 0)
+        ):
+            raise DataError(
+                f"segments must rise from 0 to the {len(values)} values, one bound per row of "
+                f"the matrix and one more ({len(matrix) + 1}), got {segments.shape[0]}"
+            )
+        out = np.zeros(len(values))
+
+        def walk(part: slice) -> None:  # segments hold global candidate positions
+            _walk_candidates(
+                matrix[part], column, values, segments[part.start : part.stop + 1], self.roots,
+                self.feature, self.threshold, self.children, self.kind, self.leaf_value,
+                self.bitsets, self.bitset_bounds, out,
+            )  # fmt: skip
+
+        parts = _parts(len(matrix), threads)
+        if len(parts) == 1:
+            walk(parts[0])
+        else:
+            list(_pool().map(walk, parts))
         return out
 
     def _walk(self, matrix: np.ndarray, out: np.ndarray) -> None:
@@ -111,6 +159,12 @@ class PackedForest:
 
 
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _parts(n: int, threads: int) -> list[slice]:
+    """``n`` rows in up to ``threads`` consecutive parts of nearly equal size (at least one)."""
+    count = max(1, min(threads, n))
+    return [slice(a, b) for a, b in pairwise(n * i // count for i in range(count + 1))]
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -163,6 +217,31 @@ class _Packer:
         self.bitset_bounds.append(len(self.bitsets))
 
 
+@njit(cache=True, nogil=True, inline="always")  # type: ignore[untyped-decorator]
+def _numerical_side(value, flags, threshold):  # type: ignore[no-untyped-def]
+    """0 (left) or 1 (right) at a numerical split (the module docstring's rules). Helpers
+    take scalars only: a compiled call with array arguments counts references on every node,
+    several times slower than the walk itself."""
+    if -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD:
+        value = 0.0
+    missing = (flags >> _MISSING_SHIFT) & 3
+    if np.isnan(value) and missing != 2:
+        value = 0.0
+    if (missing == 1 and -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD) or (
+        missing == 2 and np.isnan(value)
+    ):
+        return 0 if flags & _DEFAULT_LEFT else 1
+    return 0 if value <= threshold else 1
+
+
+@njit(cache=True, nogil=True, inline="always")  # type: ignore[untyped-decorator]
+def _category(value):  # type: ignore[no-untyped-def]
+    """The category a value reads as at a categorical split, or -1 (always right)."""
+    if not np.isnan(value) and -1.0 < value < 2147483648.0:
+        return int(value)
+    return -1
+
+
 @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
 def _walk(  # type: ignore[no-untyped-def]
     matrix, roots, feature, threshold, children, kind, leaf_value, bitsets, bounds, out
@@ -173,26 +252,76 @@ def _walk(  # type: ignore[no-untyped-def]
             node = roots[tree]
             while node >= 0:
                 value = matrix[row, feature[node]]
-                if -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD:
-                    value = 0.0
                 flags = kind[node]
-                if flags & _CATEGORICAL:
-                    side = 1
-                    if not np.isnan(value) and -1.0 < value < 2147483648.0:
-                        category = int(value)
-                        k = int(threshold[node])
-                        word = bounds[k] + category // 32
-                        if word < bounds[k + 1] and (bitsets[word] >> (category % 32)) & 1:
-                            side = 0
+                if flags & _CATEGORICAL:  # left when the category's bit is set
+                    category, k = _category(value), int(threshold[node])
+                    word = bounds[k] + category // 32
+                    left = category >= 0 and word < bounds[k + 1]
+                    side = 0 if left and (bitsets[word] >> (category % 32)) & 1 else 1
                 else:
-                    missing = (flags >> _MISSING_SHIFT) & 3
-                    if np.isnan(value) and missing != 2:
-                        value = 0.0
-                    if (missing == 1 and -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD) or (
-                        missing == 2 and np.isnan(value)
-                    ):
-                        side = 0 if flags & _DEFAULT_LEFT else 1
-                    else:
-                        side = 0 if value <= threshold[node] else 1
+                    side = _numerical_side(value, flags, threshold[node])
                 node = children[node, side]
             out[row] += leaf_value[~node]
+
+
+@njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _walk_candidates(  # type: ignore[no-untyped-def]
+    matrix, column, values, segments, roots, feature, threshold, children, kind, leaf_value,
+    bitsets, bounds, out,
+):  # fmt: skip
+    """Candidates ``segments[i]:segments[i + 1]`` are row ``i`` with ``column`` set to each of
+    their ``values``. A tree is walked once per row; at a split on ``column`` the row's
+    candidates part ways (a stack of node and candidate range), so each candidate still gets
+    the leaf of every tree, added in tree order."""
+    order = np.empty(values.shape[0], dtype=np.int64)
+    stack = np.empty((feature.shape[0] + 1, 3), dtype=np.int64)
+    for tree in range(roots.shape[0]):
+        for row in range(matrix.shape[0]):
+            first, last = segments[row], segments[row + 1]
+            if first == last:
+                continue
+            for j in range(first, last):
+                order[j] = j
+            stack[0, 0], stack[0, 1], stack[0, 2] = roots[tree], first, last
+            depth = 1
+            while depth > 0:
+                depth -= 1
+                node, a, b = stack[depth, 0], stack[depth, 1], stack[depth, 2]
+                while node >= 0:
+                    flags = kind[node]
+                    if feature[node] != column:  # as in _walk
+                        value = matrix[row, feature[node]]
+                        if flags & _CATEGORICAL:
+                            category, k = _category(value), int(threshold[node])
+                            word = bounds[k] + category // 32
+                            left = category >= 0 and word < bounds[k + 1]
+                            side = 0 if left and (bitsets[word] >> (category % 32)) & 1 else 1
+                        else:
+                            side = _numerical_side(value, flags, threshold[node])
+                        node = children[node, side]
+                        continue
+                    split = a  # order[a:split] go left, order[split:b] right
+                    for j in range(a, b):
+                        value = values[order[j]]
+                        if flags & _CATEGORICAL:
+                            category, k = _category(value), int(threshold[node])
+                            word = bounds[k] + category // 32
+                            left = category >= 0 and word < bounds[k + 1]
+                            side = 0 if left and (bitsets[word] >> (category % 32)) & 1 else 1
+                        else:
+                            side = _numerical_side(value, flags, threshold[node])
+                        if side == 0:
+                            order[j], order[split] = order[split], order[j]
+                            split += 1
+                    if split == a:
+                        node = children[node, 1]
+                    elif split == b:
+                        node = children[node, 0]
+                    else:  # both ways: the right part waits on the stack
+                        stack[depth, 0] = children[node, 1]
+                        stack[depth, 1], stack[depth, 2] = split, b
+                        depth += 1
+                        node, b = children[node, 0], split
+                leaf = leaf_value[~node]
+                for j in range(a, b):
+                    out[order[j]] += leaf

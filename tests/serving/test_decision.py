@@ -206,3 +206,29 @@ def test_models_read_feature_rows_as_they_read_the_same_rows_in_a_frame(
         np.testing.assert_array_equal(
             model.estimator.feature_matrix(decided.features), model.estimator.feature_matrix(frame)
         )
+
+
+def test_the_send_hour_is_the_best_rated_of_the_later_hours_that_day(
+    requests_: list, decided, components: Components
+) -> None:
+    """The open probability is the send-time model's on the message at its send hour, and no
+    later allowed hour of that local day rates higher (later the same day breaks no rule)."""
+    settings = components.settings
+    model = components.models["send_time"].estimator
+    hours = candidate_hours(settings.send_hours, settings.policy.guardrails.quiet_hours)
+    frame = rows_frame(decided.features)
+    checked = 0
+    for i, (request, decision) in enumerate(zip(requests_, decided.decisions, strict=True)):
+        if decision.open_probability is None or request.send_before is not None:
+            continue
+        local = pd.Timestamp(decision.send_at).tz_convert(request.timezone)
+        later = [h for h in hours if h > local.hour]
+        rows = frame.iloc[[i] * (1 + len(later))].reset_index(drop=True)
+        message = {"channel": decision.channel, "tone": decision.tone, "offer": decision.offer,
+                   "stage": request.stage, "send_weekday": float(local.weekday())}  # fmt: skip
+        rows = rows.assign(**message, send_hour=[float(local.hour), *later])
+        rated = model.predict_proba(rows)[:, 1]
+        assert rated[0] == pytest.approx(decision.open_probability, abs=1e-12)
+        assert (rated[1:] <= rated[0] + 1e-12).all(), (i, local, later, rated)
+        checked += 1
+    assert checked > 50

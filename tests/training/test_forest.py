@@ -68,6 +68,41 @@ def test_raw_scores_equal_lightgbm_bitwise(params: dict) -> None:
     np.testing.assert_array_equal(forest.raw_scores(rows, threads=3), expected)  # split rows
 
 
+@pytest.mark.parametrize("column", [2, 4, 0], ids=["numerical", "categorical", "with-nan"])
+def test_candidates_score_as_their_full_rows(column: int) -> None:
+    """Candidate rows differing from a base row in one column score bitwise as the full rows,
+    whatever the candidates' number (none included), values and order, on one or more
+    threads."""
+    X, y = training_rows(1500, seed=8)
+    params = {"objective": "binary", "num_leaves": 15, "min_data_in_leaf": 5, "verbosity": -1,
+              "min_data_per_group": 5, "cat_smooth": 1.0}  # fmt: skip
+    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[4, 5]), 40)
+    forest = PackedForest.from_booster(booster)
+    rng = np.random.default_rng(9)
+    base = awkward_rows(200, seed=10)
+    counts = rng.integers(0, 15, len(base))
+    counts[:3] = (0, 1, 0)
+    segments = np.concatenate([[0], np.cumsum(counts)])
+    values = awkward_rows(int(segments[-1]), seed=11)[:, column]
+    full = base[np.repeat(np.arange(len(base)), counts)]
+    full[:, column] = values
+    expected = booster.predict(full, raw_score=True)
+    for threads in (1, 3):
+        scores = forest.candidate_raw_scores(base, column, values, segments, threads)
+        np.testing.assert_array_equal(scores, expected)
+
+
+def test_candidates_with_bad_segments_are_refused() -> None:
+    X, y = training_rows(200, seed=5)
+    forest = PackedForest.from_booster(lgb.train({"verbosity": -1}, lgb.Dataset(X, y), 3))
+    base, values = np.zeros((2, 6)), np.zeros(4)
+    for segments in ([0, 4], [0, 3, 4, 4], [1, 2, 4], [0, 3, 2], [0, 2, 3]):
+        with pytest.raises(DataError, match="segments must rise from 0 to the 4 values"):
+            forest.candidate_raw_scores(base, 2, values, np.array(segments))
+    with pytest.raises(DataError, match="column 6 is not one of the 6 features"):
+        forest.candidate_raw_scores(base, 6, values, np.array([0, 2, 4]))
+
+
 def test_first_iterations() -> None:
     X, y = training_rows(300, seed=3)
     booster = lgb.train({"objective": "binary", "verbosity": -1}, lgb.Dataset(X, y), 20)

@@ -222,14 +222,14 @@ def _numerical_side(value, flags, threshold):  # type: ignore[no-untyped-def]
     """0 (left) or 1 (right) at a numerical split (the module docstring's rules). Helpers
     take scalars only: a compiled call with array arguments counts references on every node,
     several times slower than the walk itself."""
-    if -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD:
-        value = 0.0
     missing = (flags >> _MISSING_SHIFT) & 3
-    if np.isnan(value) and missing != 2:
+    if np.isnan(value):
+        if missing == 2:  # NaN is missing
+            return 0 if flags & _DEFAULT_LEFT else 1
         value = 0.0
-    if (missing == 1 and -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD) or (
-        missing == 2 and np.isnan(value)
-    ):
+    elif -ZERO_THRESHOLD <= value <= ZERO_THRESHOLD:
+        value = 0.0
+    if missing == 1 and value == 0.0:  # zero is missing
         return 0 if flags & _DEFAULT_LEFT else 1
     return 0 if value <= threshold else 1
 

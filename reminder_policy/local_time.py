@@ -29,6 +29,7 @@ NAT = np.iinfo(np.int64).min
 """NaT as pandas stores it in int64."""
 DAY_NS = 86_400 * 10**9
 _EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -45,14 +46,19 @@ def instant_ns(value: datetime | None) -> int:
 
 def utc_datetime(utc: int) -> datetime:
     """The instant ``utc`` (ns) as an aware UTC datetime (to the microsecond)."""
-    return (_EPOCH + timedelta(microseconds=utc // 1000)).replace(tzinfo=UTC)
+    return _EPOCH_UTC + timedelta(microseconds=utc // 1000)
 
 
 def aware_local(wall: int, utc: int) -> datetime:
     """The local wall-clock time ``wall`` (ns) of the instant ``utc`` (ns), as an aware datetime
     at the zone's offset then."""
-    offset = timezone(timedelta(microseconds=(wall - utc) // 1000))
+    offset = _fixed_offset((wall - utc) // 1000)
     return (_EPOCH + timedelta(microseconds=wall // 1000)).replace(tzinfo=offset)
+
+
+@lru_cache(maxsize=256)
+def _fixed_offset(microseconds: int) -> timezone:
+    return timezone(timedelta(microseconds=microseconds))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from serving.decision_ids import decision_id
 from serving.explanation import top_reasons
 from serving.feature_rows import FeatureRows, flags
 from serving.invoice_features import KNOWN_COLUMN, invoice_features
-from serving.schemas import Decision, DecisionRequest, Reason, Scores
+from serving.schemas import Decision, DecisionRequest, Reason, Scores, trusted
 from serving.send_time import candidate_hours, local_times, plan_send_times
 from training.model import CalibratedLightGBM
 
@@ -323,27 +323,30 @@ def _decisions(
     channel, tone, offer = (chosen.message[c] for c in ("channel", "tone", "offer"))
     opens = chosen.open_probability
     return [
-        Decision.model_construct(
-            decision_id=decision_id(),
-            customer_id=request.customer_id,
-            invoice_id=request.invoice_id,
-            late_payment_probability=float(late[i]),
-            churn_probability=float(churn[i]),
-            cold_start=bool(batch.cold_start[i]),
-            explanation=_reasons(batch.explanations, i),
-            action=ACTION_NAMES[chosen.action[i]],
-            channel=channel[i],
-            tone=tone[i],
-            offer=offer[i],
-            send_at=utc_datetime(send_at[i]) if contact[i] else None,
-            send_at_local=local[i] if contact[i] else None,
-            timezone=request.timezone,
-            propensity=float(chosen.propensity[i]),
-            open_probability=None if np.isnan(opens[i]) else float(opens[i]),
-            expected_reward=float(chosen.expected_reward[i]),
-            guardrail_reasons=list(reasons[i]),
-            model_versions=versions,
-            policy_version=components.policy_version,
+        trusted(
+            Decision,
+            {  # every field, in declaration order
+                "customer_id": request.customer_id,
+                "invoice_id": request.invoice_id,
+                "late_payment_probability": float(late[i]),
+                "churn_probability": float(churn[i]),
+                "cold_start": bool(batch.cold_start[i]),
+                "explanation": _reasons(batch.explanations, i),
+                "decision_id": decision_id(),
+                "action": ACTION_NAMES[chosen.action[i]],
+                "channel": channel[i],
+                "tone": tone[i],
+                "offer": offer[i],
+                "send_at": utc_datetime(send_at[i]) if contact[i] else None,
+                "send_at_local": local[i] if contact[i] else None,
+                "timezone": request.timezone,
+                "propensity": float(chosen.propensity[i]),
+                "open_probability": None if np.isnan(opens[i]) else float(opens[i]),
+                "expected_reward": float(chosen.expected_reward[i]),
+                "guardrail_reasons": list(reasons[i]),
+                "model_versions": versions,
+                "policy_version": components.policy_version,
+            },
         )
         for i, request in enumerate(requests)
     ]

@@ -20,7 +20,7 @@ _VARIANT = 0b10 << 62
 def decision_id(now_ns: int | None = None) -> uuid.UUID:
     """A new version 7 UUID at ``now_ns`` (default: the wall clock)."""
     milliseconds = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
-    rand_a = secrets.randbits(12)
-    rand_b = secrets.randbits(62)
+    bits = secrets.randbits(74)
+    rand_a, rand_b = bits >> 62, bits & (2**62 - 1)
     value = (milliseconds & (2**48 - 1)) << 80 | _VERSION | rand_a << 64 | _VARIANT | rand_b
     return uuid.UUID(int=value)

@@ -11,7 +11,6 @@ appended, and the latest report of a decision is its outcome.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import threading
@@ -137,8 +136,8 @@ class DecisionLog:
                 decision.send_at.isoformat() if decision.send_at else None,
                 decision.late_payment_probability, decision.churn_probability,
                 decision.open_probability, decision.expected_reward,
-                json.dumps(decision.guardrail_reasons), int(decision.cold_start),
-                json.dumps(decision.model_versions), decision.policy_version,
+                orjson.dumps(decision.guardrail_reasons).decode(), int(decision.cold_start),
+                orjson.dumps(decision.model_versions).decode(), decision.policy_version,
                 request.model_dump_json(), feature_rows[i],
             )
             for i, (request, decision) in enumerate(zip(requests, decisions, strict=True))

@@ -15,7 +15,7 @@ from serving.decision import Components, decide, decide_batch, due_ends, guardra
 from serving.decision_log import DecisionLog
 from serving.feature_rows import row_count, rows_frame, take_rows
 from serving.invoice_features import bill_features
-from serving.schemas import Feedback
+from serving.schemas import Decision, Feedback, trusted
 from serving.send_time import candidate_hours
 
 
@@ -232,3 +232,16 @@ def test_the_send_hour_is_the_best_rated_of_the_later_hours_that_day(
         assert (rated[1:] <= rated[0] + 1e-12).all(), (i, local, later, rated)
         checked += 1
     assert checked > 50
+
+
+def test_decisions_built_unvalidated_equal_validated_ones(decided) -> None:
+    """The decision path builds its records with :func:`trusted`: each must be exactly what
+    pydantic's validation makes of the same values (types, JSON and field order)."""
+    for decision in decided.decisions[:50]:
+        values = dict(decision.__dict__)
+        assert list(values) == list(Decision.model_fields)
+        validated = Decision.model_validate(values)
+        assert decision == validated
+        assert decision.model_dump_json() == validated.model_dump_json()
+    with pytest.raises(TypeError, match="Decision needs exactly"):
+        trusted(Decision, {"customer_id": "c1"})

@@ -8,7 +8,9 @@ output of :func:`serving.decision.decide`, of batch scoring and of :mod:`serving
 from __future__ import annotations
 
 import math
+from collections.abc import KeysView
 from datetime import date
+from functools import cache
 from typing import Annotated, Self, TypeVar
 from uuid import UUID
 from zoneinfo import available_timezones
@@ -48,11 +50,16 @@ class _Strict(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+@cache
+def _field_names(model: type[BaseModel]) -> KeysView[str]:
+    return model.model_fields.keys()
+
+
 def trusted(model: type[M], values: dict[str, object]) -> M:
     """A ``model`` of values the service computed itself, unvalidated: pydantic's
     ``model_construct`` without its per-field alias and default lookups (a third of building a
     decision's response). ``values`` holds every field, in declaration order (the JSON's)."""
-    if values.keys() != model.model_fields.keys():
+    if values.keys() != _field_names(model):
         raise TypeError(f"{model.__name__} needs exactly {list(model.model_fields)}")
     instance = model.__new__(model)
     object.__setattr__(instance, "__dict__", values)

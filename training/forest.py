@@ -273,15 +273,13 @@ def _walk_candidates(  # type: ignore[no-untyped-def]
     their ``values``. A tree is walked once per row; at a split on ``column`` the row's
     candidates part ways (a stack of node and candidate range), so each candidate still gets
     the leaf of every tree, added in tree order."""
-    order = np.empty(values.shape[0], dtype=np.int64)
+    order = np.arange(values.shape[0])  # any order of a row's candidates will do: not reset
     stack = np.empty((feature.shape[0] + 1, 3), dtype=np.int64)
     for tree in range(roots.shape[0]):
         for row in range(matrix.shape[0]):
             first, last = segments[row], segments[row + 1]
             if first == last:
                 continue
-            for j in range(first, last):
-                order[j] = j
             stack[0, 0], stack[0, 1], stack[0, 2] = roots[tree], first, last
             depth = 1
             while depth > 0:

@@ -103,9 +103,12 @@ def zone_rows(zones: np.ndarray) -> Iterator[tuple[ZoneTable, np.ndarray | slice
     if all(zone == values[0] for zone in values):
         yield zone_table(str(values[0])), slice(None)
         return
-    distinct, inverse = np.unique(zones.astype(str), return_inverse=True)
+    codes, distinct = pd.factorize(np.asarray(zones, dtype=object), use_na_sentinel=False)
     for code, zone in enumerate(distinct):
-        yield zone_table(str(zone)), np.flatnonzero(inverse == code)
+        rows = np.flatnonzero(codes == code)
+        if not isinstance(zone, str):
+            raise DataError(f"timezone: expected an IANA zone name, row {rows[0]} has {zone!r}")
+        yield zone_table(zone), rows
 
 
 def to_local(utc: np.ndarray, zones: np.ndarray) -> np.ndarray:

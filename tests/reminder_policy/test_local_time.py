@@ -81,3 +81,9 @@ def test_rows_of_many_zones_and_nat_keep_their_places() -> None:
 def test_an_unknown_zone_is_named() -> None:
     with pytest.raises(DataError, match="Mars/Olympus_Mons"):
         to_local(np.zeros(1, np.int64), np.array(["Mars/Olympus_Mons"], dtype=object))
+
+
+def test_a_missing_zone_is_refused_with_its_row() -> None:
+    zones = np.array(["UTC", "Asia/Tokyo", None], dtype=object)
+    with pytest.raises(DataError, match="expected an IANA zone name, row 2 has"):
+        to_local(np.zeros(3, np.int64), zones)

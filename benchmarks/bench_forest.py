@@ -3,9 +3,13 @@
 For each model: raw margins of one row with the CPU caches warm (the same row again and again)
 and cold (64 MB read between calls, as the HTTP layer and other requests do in the service),
 and of 1,000 and 10,000 rows (the packed forest split over the cores, LightGBM on its default
-threads). Prints microseconds or milliseconds per call and LightGBM / packed ratios. With
-``--home`` the registry's champions are used; without, three boosters of 355, 1,972 and 606
-trees (the sizes of the ``make demo`` champions) are trained on random rows first.
+threads). Prints microseconds or milliseconds per call and LightGBM / packed ratios. Then the
+send plan's case: candidate rows that differ from a base row in one column (13 candidates of
+one row; 1,000 rows with 0-13 each), scored as full rows against the candidate walk
+(``candidate_raw_scores``), on the column the trees split on most (the walk's worst case) or
+``send_hour`` where the booster has it. With ``--home`` the registry's champions are used;
+without, three boosters of 355, 1,972 and 606 trees (the sizes of the ``make demo``
+champions) are trained on random rows first.
 
     .venv/bin/python benchmarks/bench_forest.py --home .paynudge
 """
@@ -87,6 +91,46 @@ def main() -> None:
             unit, scale = ("us", 1e6) if rows == 1 else ("ms", 1e3)
             print(f"  {label:28s} packed {ours * scale:8.1f} {unit}  LightGBM "
                   f"{theirs * scale:8.1f} {unit}  ratio {theirs / ours:5.1f}x")  # fmt: skip
+        candidates(booster, packed, rng, threads, args.repeats)
+
+
+def full_rows(
+    packed: PackedForest,
+    base: np.ndarray,
+    counts: np.ndarray,
+    column: int,
+    values: np.ndarray,
+    threads: int,
+) -> np.ndarray:
+    """Every candidate as a full row (``counts`` copies of each base row, ``column`` set)."""
+    matrix = base[np.repeat(np.arange(len(base)), counts)]
+    matrix[:, column] = values
+    return packed.raw_scores(matrix, threads)
+
+
+def candidates(
+    booster: lgb.Booster, packed: PackedForest, rng: np.random.Generator, threads: int, repeats: int
+) -> None:
+    """Full candidate rows through ``raw_scores`` against ``candidate_raw_scores``."""
+    names = booster.feature_name()
+    most = int(np.bincount(packed.feature, minlength=packed.n_features).argmax())
+    column = names.index("send_hour") if "send_hour" in names else most
+    for rows in (1, 1_000):
+        counts = np.full(rows, 13) if rows == 1 else rng.integers(0, 14, rows)
+        segments = np.concatenate([[0], np.cumsum(counts)])
+        base = rng.normal(size=(rows, packed.n_features))
+        values = rng.integers(6, 22, segments[-1]).astype(float)
+        split = 1 if segments[-1] < 500 else threads
+
+        full = partial(full_rows, packed, base, counts, column, values, split)
+        walk = partial(packed.candidate_raw_scores, base, column, values, segments, split)
+        n = max(3, repeats // 100) if rows > 1 else repeats
+        ours, theirs = median_seconds(walk, n, None), median_seconds(full, n, None)
+        unit, scale = ("us", 1e6) if rows == 1 else ("ms", 1e3)
+        label = f"{rows:>6,} row{'s' if rows > 1 else ' '} x candidates ({segments[-1]:,})"
+        print(f"  {label:28s} walk   {ours * scale:8.1f} {unit}  full rows "
+              f"{theirs * scale:8.1f} {unit}  ratio {theirs / ours:5.1f}x  "
+              f"(column {names[column]})")  # fmt: skip
 
 
 if __name__ == "__main__":

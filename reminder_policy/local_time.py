@@ -68,10 +68,6 @@ class ZoneTable:
     transitions: np.ndarray
     offsets: np.ndarray
 
-    def offset_at(self, utc: np.ndarray) -> np.ndarray:
-        """The zone's UTC offset (ns) at each UTC instant."""
-        return self.offsets[np.searchsorted(self.transitions, utc, side="right") - 1]
-
 
 def _nanoseconds(delta: timedelta) -> int:
     return delta // _MICROSECOND * 1000

@@ -153,6 +153,12 @@ def prediction_threads(rows: int) -> int:
     return 1 if rows < SINGLE_THREAD_ROWS else 0
 
 
+def walker_threads(rows: int) -> int:
+    """Threads the packed forest splits ``rows`` rows over: one for small batches, else one
+    per core."""
+    return 1 if rows < SINGLE_THREAD_ROWS else os.cpu_count() or 1
+
+
 def booster_names(names: Sequence[str]) -> list[str]:
     """Feature names LightGBM accepts: JSON special characters replaced, kept unique."""
     safe = [JSON_SPECIAL.sub("_", name) for name in names]
@@ -289,9 +295,8 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         (in :meth:`feature_matrix` form) with ``feature`` set to each of their ``values``. The
         same numbers as :meth:`predict_proba_matrix` on every candidate row, without walking a
         tree once per candidate (see :meth:`PackedForest.candidate_raw_scores`)."""
-        threads = 1 if len(values) < SINGLE_THREAD_ROWS else os.cpu_count() or 1
         raw = self.packed_forest().candidate_raw_scores(
-            matrix, self.feature_index(feature), values, segments, threads
+            matrix, self.feature_index(feature), values, segments, walker_threads(len(values))
         )
         return self.calibrator_.predict(raw)
 
@@ -366,8 +371,7 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         per-call setup and cache misses), big ones split over the cores; a frame (fitting's
         validation rows) goes through LightGBM."""
         if isinstance(matrix, np.ndarray):
-            threads = 1 if len(matrix) < SINGLE_THREAD_ROWS else os.cpu_count() or 1
-            return self.packed_forest().raw_scores(matrix, threads)
+            return self.packed_forest().raw_scores(matrix, walker_threads(len(matrix)))
         raw = self.booster_.predict(
             matrix,
             raw_score=True,

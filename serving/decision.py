@@ -108,10 +108,14 @@ def score_batch(
     ids = [request.customer_id for request in requests]
     profiles = components.profiles(ids)
     features = invoice_features(profiles, requests)
-    scores = {
-        column: components.models[name].estimator.predict_proba(features)[:, 1]
-        for column, name in SCORE_COLUMNS.items()
-    }
+    matrices: dict[tuple, np.ndarray] = {}  # late-payment and churn models read the same rows
+    scores = {}
+    for column, name in SCORE_COLUMNS.items():
+        estimator = components.models[name].estimator
+        key = estimator.matrix_key()
+        if key not in matrices:
+            matrices[key] = estimator.feature_matrix(features)
+        scores[column] = estimator.predict_proba_matrix(matrices[key])[:, 1]
     explanations = None
     if explain:
         explanations = top_reasons(components.models["late_payment"].estimator, features)
@@ -267,10 +271,9 @@ def decide_batch(
     guard = apply_guardrails(inputs, settings.policy.guardrails)
     stage = np.array([request.stage for request in requests], dtype=object)
     contexts = _contexts(components, batch, stage, inputs.instants("send_at"), due_at)
-    action_dist = components.bandit.action_distribution(contexts, guard.allowed)
+    rewards, action_dist = components.bandit.rewards_and_distribution(contexts, guard.allowed)
     draws = decision_draws(requests, seed if seed is not None else secrets.randbits(63))
     action, propensity = choose_actions(action_dist, draws)
-    rewards = components.bandit.predict_rewards(contexts, guard.allowed)
     expected_reward = rewards[np.arange(len(action)), action]
     message = {**action_names(action), "stage": stage}
     hours = candidate_hours(settings.send_hours, settings.policy.guardrails.quiet_hours)

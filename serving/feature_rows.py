@@ -26,7 +26,8 @@ from features.catalog import by_name
 FeatureRows = dict[str, np.ndarray]
 """Column name -> values, every array as long as the batch."""
 
-_CATALOGUE = by_name()
+_KINDS = {name: f.kind for name, f in by_name().items() if f.kind in ("int", "bool")}
+"""Catalogue features whose float64 column reads back as ints or booleans."""
 
 
 def rows_of_frame(frame: pd.DataFrame) -> FeatureRows:
@@ -71,15 +72,13 @@ def flags(values: np.ndarray) -> np.ndarray:
 def _plain(values: np.ndarray) -> list[object]:
     """Python values of a column that is not float64 (objects, booleans): a float NaN inside an
     object column is missing too."""
-    column = values.astype(object)
     if values.dtype == object:
-        missing = np.fromiter((v != v for v in values.tolist()), bool, len(values))
-        column[missing] = None
-    return column.tolist()
+        return [None if v != v else v for v in values.tolist()]
+    return values.tolist()
 
 
 def _plain_numbers(block: np.ndarray, kind: str | None) -> list[list[object]]:
-    """Python values of float64 columns of one catalogue kind, ``block`` (n, k), as k lists:
+    """Python values of float64 columns of one catalogue kind, ``block`` (k, n), as k lists:
     NaN as None, counts as ints, flags as booleans (each conversion one numpy pass over all
     the columns, not a Python loop per value)."""
     missing = np.isnan(block)
@@ -90,7 +89,7 @@ def _plain_numbers(block: np.ndarray, kind: str | None) -> list[list[object]]:
     else:
         column = block.astype(object)
     column[missing] = None
-    return column.T.tolist()
+    return column.tolist()
 
 
 def feature_records(rows: Mapping[str, np.ndarray]) -> list[dict[str, object]]:
@@ -99,14 +98,12 @@ def feature_records(rows: Mapping[str, np.ndarray]) -> list[dict[str, object]]:
     numbers: dict[str | None, list[str]] = {}
     for name, values in rows.items():
         if values.dtype.kind == "f":
-            feature = _CATALOGUE.get(name)
-            kind = feature.kind if feature is not None and feature.kind in ("int", "bool") else None
-            numbers.setdefault(kind, []).append(name)
+            numbers.setdefault(_KINDS.get(name), []).append(name)
         else:
             columns[name] = _plain(values)
-    for group, names in numbers.items():
-        block = np.stack([rows[name] for name in names], axis=1).astype(np.float64, copy=False)
-        columns.update(zip(names, _plain_numbers(block, group), strict=True))
+    for kind, names in numbers.items():
+        block = np.array([rows[name] for name in names], dtype=np.float64)
+        columns.update(zip(names, _plain_numbers(block, kind), strict=True))
     order = list(rows)
     return [
         dict(zip(order, values, strict=True))

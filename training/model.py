@@ -145,6 +145,11 @@ class _MatrixLayout:
     """... and their names."""
     categorical: list[tuple[int, str, dict[object, float]]]
     """(column, name, category -> code) of each categorical feature."""
+    required: frozenset[str]
+    """Every feature name (the columns a caller must give)."""
+    key: tuple
+    """Equal for models whose :meth:`CalibratedLightGBM.feature_matrix` is the same for the
+    same rows: feature names in order and the categories of each categorical."""
 
 
 def prediction_threads(rows: int) -> int:
@@ -239,6 +244,8 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         y, y_valid = binary_labels(y, "y"), binary_labels(y_valid, "y_valid")
         if len(np.unique(y)) < 2:
             raise DataError("the training rows hold a single class; a classifier needs both")
+        for cache in _CACHES:
+            self.__dict__.pop(cache, None)
         self.feature_names_ = list(X.columns)
         self.categories_ = learn_categories(X, categorical)
         valid_matrix = self._matrix(X_valid)
@@ -248,8 +255,6 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         params, rounds = self.booster_params(len(X))
         self.evals_result_: dict = {}
         stop = lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False)
-        for cache in _CACHES:
-            self.__dict__.pop(cache, None)
         self.booster_ = lgb.train(
             params,
             train,
@@ -339,6 +344,11 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
                     (names.index(name), name, _positions(categories))
                     for name, categories in self.categories_.items()
                 ],
+                required=frozenset(names),
+                key=(
+                    tuple(names),
+                    tuple((name, tuple(values)) for name, values in self.categories_.items()),
+                ),
             )
             self.__dict__[_LAYOUT] = layout
         return layout
@@ -402,8 +412,17 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "booster_"):
             check_is_fitted(self, "booster_")
 
+    def matrix_key(self) -> tuple:
+        """Equal for two fitted models whose :meth:`feature_matrix` of the same rows is the
+        same (the same features in the same order, the same categories): a caller scoring
+        rows with both builds the matrix once."""
+        self._check_fitted()
+        return self._layout().key
+
     def _check_columns(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
         columns = X.columns if isinstance(X, pd.DataFrame) else X
+        if self._layout().required.issubset(columns):
+            return
         missing = [name for name in self.feature_names_ if name not in columns]
         if missing:
             raise DataError(f"the rows lack feature column(s) {', '.join(missing)}")

@@ -101,6 +101,28 @@ def test_extra_and_reordered_columns_are_ignored(model, data) -> None:
     np.testing.assert_array_equal(model.predict_proba(shuffled), model.predict_proba(X))
 
 
+def test_models_reading_the_same_rows_share_a_matrix_key(model, data) -> None:
+    """Equal keys promise equal matrices; other columns or categories change the key, and a
+    refit forgets the layout of its previous fit."""
+    (X, y), (X_valid, y_valid), (X_test, _) = data["train"], data["valid"], data["test"]
+    other = fit(data, params={"num_iterations": 5})
+    assert other.matrix_key() == model.matrix_key()
+    np.testing.assert_array_equal(other.feature_matrix(X_test), model.feature_matrix(X_test))
+    fewer = CalibratedLightGBM(num_boost_round=5).fit(
+        X.assign(plan=X["plan"].where(X["plan"] != "premium")), y, X_valid, y_valid, ["plan"]
+    )
+    assert fewer.matrix_key() != model.matrix_key()
+    reordered = CalibratedLightGBM(num_boost_round=5)
+    reordered.fit(X[["plan", "balance", "autopay"]], y, X_valid, y_valid, ["plan"])
+    assert reordered.matrix_key() != model.matrix_key()
+    refit = fit(data, num_boost_round=5)
+    refit.feature_matrix(X_test)  # caches the layout of the first fit
+    refit.fit(X[["balance", "autopay"]], y, X_valid[["balance", "autopay"]], y_valid)
+    assert refit.matrix_key()[0] == ("balance", "autopay")
+    with pytest.raises(DataError, match="lack feature column"):
+        refit.feature_matrix({"balance": np.zeros(2)})
+
+
 def test_same_random_state_same_model(data, model) -> None:
     X, _ = data["test"]
     np.testing.assert_array_equal(fit(data).predict_proba(X), model.predict_proba(X))

@@ -98,16 +98,18 @@ class GuardrailInputs:
             for name in _TIME_FIELDS
         }
         object.__setattr__(self, "_ns", ns)
-        late = np.flatnonzero(_after(ns["send_at"], ns["send_before"]))
-        if late.size:
-            raise DataError(f"send_before: expected on or after send_at, row {late[0]} is earlier")
+        late = _after(ns["send_at"], ns["send_before"])
+        if late.any():
+            row = np.flatnonzero(late)[0]
+            raise DataError(f"send_before: expected on or after send_at, row {row} is earlier")
         for name in ("consent", "opted_out"):
             _check_array(name, getattr(self, name), (n, len(CHANNELS)), "b")
         for name in _COUNT_FIELDS:
             _check_array(name, getattr(self, name), (n,), "iu")
-            negative = np.flatnonzero(getattr(self, name) < 0)
-            if negative.size:
-                raise DataError(f"{name}: expected counts >= 0, row {negative[0]} is negative")
+            negative = getattr(self, name) < 0
+            if negative.any():
+                row = np.flatnonzero(negative)[0]
+                raise DataError(f"{name}: expected counts >= 0, row {row} is negative")
         for name in _FLAG_FIELDS:
             _check_array(name, getattr(self, name), (n,), "b")
         _check_zones(self.timezone, n)
@@ -155,8 +157,14 @@ class GuardrailResult:
     send_at_ns: np.ndarray
     """Send time moved forward into the local window (UTC ns); rows whose contacts the deadline
     dropped keep the proposed time."""
-    removed: dict[str, np.ndarray]
-    """Per reason code, the (n, N_ACTIONS) actions that rule forbids (rules overlap freely)."""
+    removed_by_rule: np.ndarray
+    """(len(REASON_CODES), n, N_ACTIONS): the actions each rule forbids, rules in REASON_CODES
+    order (rules overlap freely)."""
+
+    @property
+    def removed(self) -> dict[str, np.ndarray]:
+        """Per reason code, the (n, N_ACTIONS) actions that rule forbids (views)."""
+        return dict(zip(REASON_CODES, self.removed_by_rule, strict=True))
 
     @property
     def send_at(self) -> pd.DatetimeIndex:
@@ -165,8 +173,7 @@ class GuardrailResult:
 
     def reasons(self) -> list[tuple[str, ...]]:
         """Per row, the codes of rules that removed at least one action (REASON_CODES order)."""
-        flags = np.asarray(np.stack([self.removed[code] for code in REASON_CODES]).any(axis=2)).T
-        return _codes_per_row(flags)
+        return _codes_per_row(self.removed_by_rule.any(axis=2).T)
 
 
 def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> GuardrailResult:
@@ -197,17 +204,18 @@ def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> Gu
         "paid": (inputs.paid, _CONTACT),
     }
     channel = np.maximum(ACTION_CHANNEL, 0)
-    removed = {
-        "no_consent": ~inputs.consent[:, channel] & _CONTACT,
-        "opted_out": inputs.opted_out[:, channel] & _CONTACT,
-        **{
-            code: rows[:, None] & actions[None, :] for code, (rows, actions) in rows_actions.items()
-        },
-    }
-    removed = {code: removed[code] for code in REASON_CODES}
-    allowed = ~np.logical_or.reduce(list(removed.values()))
+    stacked = np.empty((len(REASON_CODES), len(send_at), N_ACTIONS), dtype=bool)
+    for plane, code in zip(stacked, REASON_CODES, strict=True):
+        if code == "no_consent":
+            np.logical_and(~inputs.consent[:, channel], _CONTACT, out=plane)
+        elif code == "opted_out":
+            np.logical_and(inputs.opted_out[:, channel], _CONTACT, out=plane)
+        else:
+            rows, actions = rows_actions[code]
+            np.logical_and(rows[:, None], actions[None, :], out=plane)
+    allowed = ~stacked.any(axis=0)
     allowed[:, 0] = True
-    return GuardrailResult(allowed=allowed, send_at_ns=send_at, removed=removed)
+    return GuardrailResult(allowed=allowed, send_at_ns=send_at, removed_by_rule=stacked)
 
 
 def violations(
@@ -345,8 +353,8 @@ def _checked_times(name: str, values: object, n: int, required: bool) -> np.ndar
         )
     if len(ns) != n:
         raise DataError(f"{name}: expected {n} rows (one per decision), found {len(ns)}")
-    if required and (missing := np.flatnonzero(ns == NAT)).size:
-        raise DataError(f"{name}: row {missing[0]} is missing (NaT)")
+    if required and (ns == NAT).any():
+        raise DataError(f"{name}: row {np.flatnonzero(ns == NAT)[0]} is missing (NaT)")
     return ns
 
 

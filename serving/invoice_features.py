@@ -40,8 +40,9 @@ def _floats(values: object) -> np.ndarray:
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(usable, numerator / np.where(usable, denominator, 1.0), np.nan)
+    """``numerator / denominator`` where ``usable``, else NaN (unusable denominators are
+    replaced before dividing, so nothing divides by zero)."""
+    return np.where(usable, numerator / np.where(usable, denominator, 1.0), np.nan)
 
 
 def bill_features(profiles: Mapping[str, object], amount: np.ndarray) -> FeatureRows:

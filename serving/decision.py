@@ -160,6 +160,16 @@ def due_ends(due_dates: Sequence[date], zones: np.ndarray) -> np.ndarray:
     return np.where(found.latest == NAT, found.gap_end, found.latest)
 
 
+_CONSENT_COLUMNS = tuple(consent_column(c) for c in CHANNELS)
+_OPT_OUT_COLUMNS = tuple(opt_out_column(c) for c in CHANNELS)
+
+
+def _flag_block(features: FeatureRows, columns: Sequence[str]) -> np.ndarray:
+    """(n, len(columns)) flags as :func:`~serving.feature_rows.flags` reads them (unknown is
+    False), in one comparison."""
+    return np.array([features[name] for name in columns]).T == 1
+
+
 def guardrail_inputs(
     requests: Sequence[DecisionRequest],
     features: FeatureRows,
@@ -175,8 +185,8 @@ def guardrail_inputs(
         send_at=_times([request.now for request in requests]),
         timezone=zones,
         due_at=due_at,
-        consent=np.array([flags(features[consent_column(c)]) for c in CHANNELS]).T,
-        opted_out=np.array([flags(features[opt_out_column(c)]) for c in CHANNELS]).T,
+        consent=_flag_block(features, _CONSENT_COLUMNS),
+        opted_out=_flag_block(features, _OPT_OUT_COLUMNS),
         calls_7d=counts("calls_7d"),
         messages_invoice_7d=counts("messages_invoice_7d"),
         messages_customer_24h=counts("messages_customer_24h"),
@@ -202,8 +212,15 @@ def decision_key(request: DecisionRequest) -> bytes:
     return "\x1f".join(parts).encode()
 
 
-def decision_draws(requests: Sequence[DecisionRequest], seed: int) -> np.ndarray:
-    """A uniform number in [0, 1) per decision, from the seed and the decision's key."""
+@lru_cache(maxsize=64)
+def _seed_bits(seed: int) -> np.uint64:
+    """The seed's 64 mixed bits (a caller's seed recurs: computed once)."""
+    return _mix(np.array([seed], dtype=np.uint64))[0]
+
+
+def decision_draws(requests: Sequence[DecisionRequest], seed: int | None) -> np.ndarray:
+    """A uniform number in [0, 1) per decision, from the seed and the decision's key (no seed:
+    random bits in place of the mixed seed's, which is what mixing a random seed gives)."""
     hashed = np.array(
         [
             int.from_bytes(hashlib.blake2b(decision_key(request), digest_size=8).digest(), "big")
@@ -211,7 +228,8 @@ def decision_draws(requests: Sequence[DecisionRequest], seed: int) -> np.ndarray
         ],
         dtype=np.uint64,
     )
-    bits = _mix(hashed ^ _mix(np.array([seed], dtype=np.uint64)))
+    seed_bits = np.uint64(secrets.randbits(64)) if seed is None else _seed_bits(seed)
+    bits = _mix(hashed ^ seed_bits)
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
@@ -272,7 +290,7 @@ def decide_batch(
     stage = np.array([request.stage for request in requests], dtype=object)
     contexts = _contexts(components, batch, stage, inputs.instants("send_at"), due_at)
     rewards, action_dist = components.bandit.rewards_and_distribution(contexts, guard.allowed)
-    draws = decision_draws(requests, seed if seed is not None else secrets.randbits(63))
+    draws = decision_draws(requests, seed)
     action, propensity = choose_actions(action_dist, draws)
     expected_reward = rewards[np.arange(len(action)), action]
     message = {**action_names(action), "stage": stage}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 
@@ -36,13 +37,17 @@ class SendPlan:
     open_probability: np.ndarray
 
 
+@lru_cache(maxsize=16)
 def candidate_hours(send_hours: tuple[int, int], quiet_hours: tuple[int, int]) -> np.ndarray:
-    """The local hours a message may be planned at: within ``send_hours``, outside quiet hours."""
+    """The local hours a message may be planned at: within ``send_hours``, outside quiet hours
+    (computed once per setting; read-only)."""
     first, last = send_hours
     start, end = quiet_hours
     hours = np.arange(first, last + 1)
     quiet = (hours >= start) | (hours < end) if start > end else (hours >= start) & (hours < end)
-    return hours[~quiet]
+    allowed = hours[~quiet]
+    allowed.flags.writeable = False
+    return allowed
 
 
 def _to_utc(wall: np.ndarray, zones: np.ndarray) -> np.ndarray:

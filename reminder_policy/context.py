@@ -124,12 +124,12 @@ def context_matrix(
     score_names = list(scores or {})
     width = _LAYOUT.width + len(stages) + 1 + len(score_names)  # len(context_columns(...))
     out = np.empty((len(days_left), width), dtype=np.float64)
-    # The catalogue's numbers as one block: one NaN test and fill for all of them (the decision
-    # path's float arrays in one step; other columns converted one by one).
-    columns = [features[f.name] for f in _LAYOUT.numeric]
-    if not all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in columns):
-        columns = [_numbers(values) for values in columns]
-    block = np.array(columns, dtype=np.float64).T.reshape(len(out), len(_LAYOUT.numeric))
+    # The catalogue's numbers as one block: one NaN test and fill for all of them (numeric
+    # arrays, the decision path's, in one step; other columns converted one by one).
+    block = np.array([features[f.name] for f in _LAYOUT.numeric])
+    if block.dtype.kind not in "biuf":
+        block = np.array([_numbers(features[f.name]) for f in _LAYOUT.numeric])
+    block = block.astype(np.float64, copy=False).T.reshape(len(out), len(_LAYOUT.numeric))
     missing = ~np.isfinite(block)
     out[:, _LAYOUT.value_columns] = np.where(missing, 0.0, block)
     out[:, _LAYOUT.missing_columns] = missing[:, _LAYOUT.missing_of]

@@ -7,8 +7,8 @@ changes no decision made within that time of a materialisation; a reload of the 
 a new, empty cache. Unknown customers are cached too (as unknown): a profile materialised later
 is seen once their entry expires.
 
-Rows are kept as the store returned them ("chunks", turned once into
-:data:`~serving.feature_rows.FeatureRows`), located through a dict by customer id: a hash lookup
+Rows are kept as the store returned them ("chunks", turned once into a
+:class:`~serving.feature_rows.RowBlock`), located through a dict by customer id: a hash lookup
 per id is what a cache is, and it never copies the cached table on a miss. When chunks pile up
 (many small misses) the live rows are compacted into one chunk.
 """
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from serving.feature_rows import FeatureRows, concat_rows, rows_of_frame, take_rows
+from serving.feature_rows import FeatureRows, RowBlock, rows_of_frame
 
 ProfileLookup = Callable[[list[str]], pd.DataFrame]
 MAX_CHUNKS = 32
@@ -48,7 +48,7 @@ class ProfileCache:
         self.ttl_seconds = ttl_seconds
         self.max_customers = max_customers
         self.clock = clock
-        self._chunks: dict[int, FeatureRows] = {}
+        self._chunks: dict[int, RowBlock] = {}
         self._where: dict[str, tuple[int, int, float]] = {}
         """customer id -> (chunk, row in it, when it was read)."""
         self._next_chunk = 0
@@ -67,10 +67,10 @@ class ProfileCache:
             self.misses += len(stale)
             self.hits += len(ids) - len(stale)
             if stale:
-                self._add(rows_of_frame(self.lookup(stale)), stale, now)
+                self._add(RowBlock.of(rows_of_frame(self.lookup(stale))), stale, now)
             return self._rows(ids)
 
-    def _add(self, fetched: FeatureRows, ids: list[str], now: float) -> None:
+    def _add(self, fetched: RowBlock, ids: list[str], now: float) -> None:
         chunk = self._next_chunk
         self._next_chunk += 1
         self._chunks[chunk] = fetched
@@ -85,23 +85,27 @@ class ProfileCache:
             self._compact()
 
     def _rows(self, ids: list[str]) -> FeatureRows:
-        """The cached rows of ``ids`` in order (each chunk sliced once)."""
+        """The cached rows of ``ids`` in order."""
+        return self._block(ids).rows()
+
+    def _block(self, ids: list[str]) -> RowBlock:
+        """The cached rows of ``ids`` as one block, in order (each chunk indexed once)."""
         located = np.array([self._where[i][:2] for i in ids], dtype=np.int64).reshape(-1, 2)
         chunks = located[:, 0]
         if (chunks == chunks[0]).all():
-            return take_rows(self._chunks[int(chunks[0])], located[:, 1])
+            return self._chunks[int(chunks[0])].select(located[:, 1])
         parts, order = [], []
         for chunk in np.unique(chunks):
             selected = np.flatnonzero(chunks == chunk)
-            parts.append(take_rows(self._chunks[int(chunk)], located[selected, 1]))
+            parts.append(self._chunks[int(chunk)].select(located[selected, 1]))
             order.append(selected)
-        return take_rows(concat_rows(parts), np.argsort(np.concatenate(order), kind="stable"))
+        return RowBlock.concat(parts).select(np.argsort(np.concatenate(order), kind="stable"))
 
     def _compact(self) -> None:
         """Move the live rows into one chunk; drop the rest."""
         ids = list(self._where)
         read_at = [self._where[i][2] for i in ids]
-        merged = self._rows(ids)
+        merged = self._block(ids)
         chunk = self._next_chunk
         self._next_chunk += 1
         self._chunks = {chunk: merged}

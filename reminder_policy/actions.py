@@ -56,20 +56,22 @@ def action_codes(channel: object, tone: object, offer: object) -> np.ndarray:
     return np.where(contact, code, 0).astype(np.int64)
 
 
+def _names_per_action(index: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """Object array: the name of each action's channel, tone or offer (None for no contact)."""
+    return np.array([None if i < 0 else vocabulary[i] for i in index.tolist()], dtype=object)
+
+
+_ACTION_PART_NAMES = {
+    "channel": _names_per_action(ACTION_CHANNEL, CHANNELS),
+    "tone": _names_per_action(ACTION_TONE, TONES),
+    "offer": _names_per_action(ACTION_OFFER, OFFERS),
+}
+
+
 def action_names(actions: np.ndarray) -> dict[str, np.ndarray]:
     """Channel, tone and offer names of action codes (None for no contact), as arrays."""
     actions = np.asarray(actions, dtype=np.int64)
-    contact = actions > 0
-
-    def names(index: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
-        out = np.array(vocabulary, dtype=object)[np.maximum(index[actions], 0)]
-        return np.asarray(np.where(contact, out, None))
-
-    return {
-        "channel": names(ACTION_CHANNEL, CHANNELS),
-        "tone": names(ACTION_TONE, TONES),
-        "offer": names(ACTION_OFFER, OFFERS),
-    }
+    return {part: names[actions] for part, names in _ACTION_PART_NAMES.items()}
 
 
 @dataclass(frozen=True)

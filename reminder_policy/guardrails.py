@@ -51,6 +51,19 @@ _CONTACT = np.arange(N_ACTIONS) > 0
 _HARDSHIP_OK = np.isin(ACTION_TONE, _HARDSHIP_TONE_CODES) & np.isin(
     ACTION_OFFER, _HARDSHIP_OFFER_CODES
 )
+_RULE_ACTIONS = np.array(
+    [
+        {
+            "call_cap": ACTION_CHANNEL == _CALL,
+            "hardship": _CONTACT & ~_HARDSHIP_OK,
+            "letter_before_due": ACTION_CHANNEL == _LETTER,
+            "offer_before_due": _CONTACT & (ACTION_OFFER != _NO_OFFER),
+        }.get(code, _CONTACT)
+        for code in REASON_CODES[2:]
+    ]
+)
+"""The actions each rule after ``no_consent`` and ``opted_out`` (whose actions depend on the
+customer's channels) forbids where it applies: every contact unless named here."""
 _TIME_FIELDS = ("send_at", "due_at", "promise_until", "send_before")
 _OPTIONAL_TIME_FIELDS = ("promise_until", "send_before")
 _COUNT_FIELDS = ("calls_7d", "messages_invoice_7d", "messages_customer_24h")
@@ -182,37 +195,26 @@ def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> Gu
     due_at, promise_until = inputs._ns["due_at"], inputs._ns["promise_until"]
     due_local_date = _local_date(inputs, due_at - 1)
     before_due_date = _local_date(inputs, send_at) < due_local_date
-    rows_actions = {
-        "quiet_hours": (dropped, _CONTACT),
-        "call_cap": (inputs.calls_7d >= settings.max_calls_per_invoice_7d, ACTION_CHANNEL == _CALL),
-        "invoice_weekly_cap": (
-            inputs.messages_invoice_7d >= settings.max_messages_per_invoice_week,
-            _CONTACT,
-        ),
+    rows = {  # the decisions each row-level rule applies to (it forbids _RULE_ACTIONS there)
+        "quiet_hours": dropped,
+        "call_cap": inputs.calls_7d >= settings.max_calls_per_invoice_7d,
+        "invoice_weekly_cap": inputs.messages_invoice_7d >= settings.max_messages_per_invoice_week,
         "customer_daily_cap": (
-            inputs.messages_customer_24h >= settings.max_messages_per_customer_day,
-            _CONTACT,
+            inputs.messages_customer_24h >= settings.max_messages_per_customer_day
         ),
-        "dispute_open": (inputs.dispute_open, _CONTACT),
-        "hardship": (inputs.hardship, _CONTACT & ~_HARDSHIP_OK),
-        "promise_pending": (send_at < promise_until, _CONTACT),  # NaT (int64 min): no promise
-        "letter_before_due": (send_at < due_at, ACTION_CHANNEL == _LETTER),
-        "offer_before_due": (
-            before_due_date & settings.offers_from_due,
-            _CONTACT & (ACTION_OFFER != _NO_OFFER),
-        ),
-        "paid": (inputs.paid, _CONTACT),
+        "dispute_open": inputs.dispute_open,
+        "hardship": inputs.hardship,
+        "promise_pending": send_at < promise_until,  # NaT (int64 min): no promise
+        "letter_before_due": send_at < due_at,
+        "offer_before_due": before_due_date & settings.offers_from_due,
+        "paid": inputs.paid,
     }
-    channel = np.maximum(ACTION_CHANNEL, 0)
     stacked = np.empty((len(REASON_CODES), len(send_at), N_ACTIONS), dtype=bool)
-    for plane, code in zip(stacked, REASON_CODES, strict=True):
-        if code == "no_consent":
-            np.logical_and(~inputs.consent[:, channel], _CONTACT, out=plane)
-        elif code == "opted_out":
-            np.logical_and(inputs.opted_out[:, channel], _CONTACT, out=plane)
-        else:
-            rows, actions = rows_actions[code]
-            np.logical_and(rows[:, None], actions[None, :], out=plane)
+    channel = np.maximum(ACTION_CHANNEL, 0)
+    np.logical_and(~inputs.consent[:, channel], _CONTACT, out=stacked[0])
+    np.logical_and(inputs.opted_out[:, channel], _CONTACT, out=stacked[1])
+    applies = np.array([rows[code] for code in REASON_CODES[2:]], dtype=bool)
+    np.logical_and(applies[:, :, None], _RULE_ACTIONS[:, None, :], out=stacked[2:])
     allowed = ~stacked.any(axis=0)
     allowed[:, 0] = True
     return GuardrailResult(allowed=allowed, send_at_ns=send_at, removed_by_rule=stacked)

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -71,8 +71,10 @@ class Components:
     alias: str = "champion"
     loaded_at: pd.Timestamp = field(default_factory=lambda: pd.Timestamp.now(tz="UTC"))
 
-    @property
+    @cached_property
     def model_versions(self) -> dict[str, str]:
+        """``name -> name/version`` of each model (shared by every decision: not to be
+        mutated)."""
         return {name: model.version for name, model in self.models.items()}
 
 
@@ -152,9 +154,12 @@ def _times(values: Sequence[datetime | None]) -> np.ndarray:
     return np.array([instant_ns(v) for v in values], dtype=np.int64)
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def due_ends(due_dates: Sequence[date], zones: np.ndarray) -> np.ndarray:
     """End of each due date (next local midnight) in the customer's zone, as UTC ns."""
-    days = np.array(due_dates, dtype="datetime64[D]").astype(np.int64) + 1
+    days = np.array([day.toordinal() for day in due_dates], dtype=np.int64) - _EPOCH_ORDINAL + 1
     found = wall_clock_instants(days * DAY_NS, zones)
     # The later of a repeated midnight; the end of the gap if a DST change skips midnight.
     return np.where(found.latest == NAT, found.gap_end, found.latest)

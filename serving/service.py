@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import threading
+from collections import Counter
 
 import bentoml
 from bentoml.exceptions import InvalidArgument
@@ -137,8 +138,9 @@ class PayNudgeDecisions:
         except PayNudgeError as error:
             raise InvalidArgument(str(error)) from None
         self.log.append_decisions(requests, decided.decisions, decided.features)
-        for decision in decided.decisions:
-            DECISIONS.labels(action=decision.action).inc()
+        actions = Counter(decision.action for decision in decided.decisions)
+        for action, count in actions.items():  # one metric update per action, not per decision
+            DECISIONS.labels(action=action).inc(count)
         COLD_STARTS.inc(sum(decision.cold_start for decision in decided.decisions))
         return DecideOutput(decisions=decided.decisions)
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from paynudge.config import Settings
 from paynudge.errors import ConfigError
@@ -101,13 +103,30 @@ def test_metadata_names_versions_and_uris(client: DecisionClient) -> None:
     assert metadata.policy_version == "reminder_policy/1"
 
 
+def counters(service: str) -> dict[tuple[str, str], float]:
+    """The service's decision counters from ``/metrics``: (metric, action) -> count."""
+    text = httpx.get(service + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    return {
+        (sample.name.removesuffix("_total"), sample.labels.get("action", "")): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name in ("paynudge_decisions_total", "paynudge_cold_starts_total")
+    }
+
+
 def test_decide_over_http_logs_every_decision(
-    client: DecisionClient, served_world: Any, make_requests: Any, components: Any
+    service: str, client: DecisionClient, served_world: Any, make_requests: Any, components: Any
 ) -> None:
     from serving.decision import decide
 
     requests = make_requests(served_world.profiles, 30, seed=5, unknown=2)
+    before = counters(service)
     decisions = client.decide(requests, explain=True, seed=4)
+    after = counters(service)
+    made = Counter(("paynudge_decisions", d.action) for d in decisions)
+    made[("paynudge_cold_starts", "")] = 2
+    grown = {key: after[key] - before.get(key, 0) for key in after}
+    assert {key: count for key, count in grown.items() if count} == made
     assert [d.invoice_id for d in decisions] == [r.invoice_id for r in requests]
     assert all(d.explanation and len(d.explanation) == 3 for d in decisions)
     local = decide(requests, components, explain=True, seed=4)

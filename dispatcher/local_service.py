@@ -32,11 +32,11 @@ class LadderPolicy:
 
     stages: np.ndarray
 
-    def action_distribution(self, context: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-        return ladder(self.stages, allowed)
-
-    def predict_rewards(self, context: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-        return np.zeros(allowed.shape)
+    def rewards_and_distribution(
+        self, context: np.ndarray, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """No reward estimates (zeros) and the ladder's choice, as the bandit's method."""
+        return np.zeros(allowed.shape), ladder(self.stages, allowed)
 
 
 class LocalDecisionService(httpx.BaseTransport):
@@ -72,7 +72,7 @@ class LocalDecisionService(httpx.BaseTransport):
     def _components(self, requests: Sequence[object]) -> Components:
         if not self.ladder:
             return self.components
-        stages = np.array([r.stage for r in requests], dtype=object)  # type: ignore[attr-defined]
+        stages = np.array([r.stage for r in requests], dtype=object)  # type: ignore[attr-defined,type-var]
         return dataclasses.replace(
             self.components, bandit=LadderPolicy(stages), policy_version=LADDER_VERSION
         )

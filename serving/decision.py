@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property, lru_cache
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,6 @@ from paynudge.vocabulary import CHANNELS, consent_column, opt_out_column
 from reminder_policy.actions import ACTION_NAMES, action_names
 from reminder_policy.context import context_columns, context_matrix
 from reminder_policy.guardrails import GuardrailInputs, apply_guardrails
-from reminder_policy.learner import ContextualBandit
 from reminder_policy.local_time import DAY_NS, NAT, instant_ns, utc_datetime, wall_clock_instants
 from serving.decision_ids import decision_id
 from serving.explanation import top_reasons
@@ -56,13 +56,23 @@ class ScoreModel:
     uri: str
 
 
+class Policy(Protocol):
+    """What a decision asks of the policy: the learned bandit, or a baseline in its place."""
+
+    def rewards_and_distribution(
+        self, contexts: np.ndarray, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n, n_actions) estimated rewards and action probabilities over the allowed actions."""
+        ...
+
+
 @dataclass(frozen=True)
 class Components:
     """Everything a decision needs, loaded once and swapped as a whole on reload."""
 
     models: dict[str, ScoreModel]
     """``late_payment``, ``churn`` and ``send_time``."""
-    bandit: ContextualBandit
+    bandit: Policy
     policy_spec: dict
     policy_version: str
     policy_uri: str

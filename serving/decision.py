@@ -32,7 +32,7 @@ from reminder_policy.guardrails import GuardrailInputs, apply_guardrails
 from reminder_policy.local_time import DAY_NS, NAT, instant_ns, utc_datetime, wall_clock_instants
 from serving.decision_ids import decision_id
 from serving.explanation import top_reasons
-from serving.feature_rows import FeatureRows, flags
+from serving.feature_rows import FeatureRows, flag_block, flags
 from serving.invoice_features import KNOWN_COLUMN, invoice_features
 from serving.schemas import Decision, DecisionRequest, Reason, Scores, trusted
 from serving.send_time import candidate_hours, local_times, plan_send_times
@@ -179,12 +179,6 @@ _CONSENT_COLUMNS = tuple(consent_column(c) for c in CHANNELS)
 _OPT_OUT_COLUMNS = tuple(opt_out_column(c) for c in CHANNELS)
 
 
-def _flag_block(features: FeatureRows, columns: Sequence[str]) -> np.ndarray:
-    """(n, len(columns)) flags as :func:`~serving.feature_rows.flags` reads them (unknown is
-    False), in one comparison."""
-    return np.array([features[name] for name in columns]).T == 1
-
-
 def guardrail_inputs(
     requests: Sequence[DecisionRequest],
     features: FeatureRows,
@@ -200,8 +194,8 @@ def guardrail_inputs(
         send_at=_times([request.now for request in requests]),
         timezone=zones,
         due_at=due_at,
-        consent=_flag_block(features, _CONSENT_COLUMNS),
-        opted_out=_flag_block(features, _OPT_OUT_COLUMNS),
+        consent=flag_block(features, _CONSENT_COLUMNS),
+        opted_out=flag_block(features, _OPT_OUT_COLUMNS),
         calls_7d=counts("calls_7d"),
         messages_invoice_7d=counts("messages_invoice_7d"),
         messages_customer_24h=counts("messages_customer_24h"),

@@ -78,9 +78,6 @@ class RowBlock:
         )
         return cls(tuple(rows), groups)
 
-    def __len__(self) -> int:
-        return self.groups[0][1].shape[1] if self.groups else 0
-
     def select(self, index: np.ndarray) -> RowBlock:
         """The rows at ``index`` (positions; repeats allowed) as a new block."""
         groups = tuple((names, values[:, index]) for names, values in self.groups)
@@ -110,6 +107,12 @@ def flags(values: np.ndarray) -> np.ndarray:
     if values.dtype == bool:
         return values
     return np.asarray(values == 1, dtype=bool)
+
+
+def flag_block(rows: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """(n, len(names)) flag columns as :func:`flags` reads each (unknown is False), in one
+    comparison."""
+    return np.array([rows[name] for name in names]).T == 1
 
 
 def _plain(values: np.ndarray) -> list[object]:

@@ -36,8 +36,9 @@ class _CatalogueLayout:
     """Column of each ``<name>_missing`` indicator ..."""
     missing_of: np.ndarray
     """... and the position in ``numeric`` of the feature it flags."""
-    categories: tuple[tuple[str, str, int], ...]
-    """(feature, value, column) of each one-hot column."""
+    categories: tuple[tuple[str, int, np.ndarray], ...]
+    """(feature, first column, vocabulary as an object array) of each categorical feature: its
+    one-hot columns are the next ``len(vocabulary)``, in vocabulary order."""
     width: int
 
 
@@ -46,13 +47,13 @@ def _catalogue_layout() -> _CatalogueLayout:
     values: list[int] = []
     missing: list[int] = []
     missing_of: list[int] = []
-    categories: list[tuple[str, str, int]] = []
+    categories: list[tuple[str, int, np.ndarray]] = []
     j = 0
     for feature in ALL_FEATURES:
         if feature.kind == "category":
-            for value in VOCABULARIES[feature.name]:
-                categories.append((feature.name, value, j))
-                j += 1
+            vocabulary = VOCABULARIES[feature.name]
+            categories.append((feature.name, j, np.array(vocabulary, dtype=object)))
+            j += len(vocabulary)
             continue
         numeric.append(feature)
         values.append(j)
@@ -69,6 +70,7 @@ def _catalogue_layout() -> _CatalogueLayout:
 
 
 _LAYOUT = _catalogue_layout()
+_FEATURE_NAMES = frozenset(f.name for f in ALL_FEATURES)
 
 
 def context_columns(stages: Sequence[str], scores: Sequence[str] = ()) -> tuple[str, ...]:
@@ -117,9 +119,9 @@ def context_matrix(
 ) -> np.ndarray:
     """:func:`policy_contexts` as a bare array, from a frame or feature rows (name -> array):
     what serving scores with, without a frame around it."""
-    present = features.columns if isinstance(features, pd.DataFrame) else features
-    missing = [f.name for f in ALL_FEATURES if f.name not in present]
-    if missing:
+    present = set(features.columns) if isinstance(features, pd.DataFrame) else features.keys()
+    if not present >= _FEATURE_NAMES:
+        missing = [f.name for f in ALL_FEATURES if f.name not in present]
         raise DataError(f"features lack column(s) {', '.join(missing[:5])} for the policy context")
     score_names = list(scores or {})
     width = _LAYOUT.width + len(stages) + 1 + len(score_names)  # len(context_columns(...))
@@ -133,20 +135,29 @@ def context_matrix(
     missing = ~np.isfinite(block)
     out[:, _LAYOUT.value_columns] = np.where(missing, 0.0, block)
     out[:, _LAYOUT.missing_columns] = missing[:, _LAYOUT.missing_of]
-    for name, value, j in _LAYOUT.categories:
-        out[:, j] = np.asarray(features[name] == value, dtype=np.float64)
+    for name, first, vocabulary in _LAYOUT.categories:
+        out[:, first : first + len(vocabulary)] = _one_hot(features[name], vocabulary)
     j = _LAYOUT.width
-    stage_values = np.asarray(stage, dtype=object)
-    for name in stages:
-        out[:, j] = stage_values == name
-        j += 1
+    out[:, j : j + len(stages)] = _one_hot(stage, np.array(stages, dtype=object))
+    j += len(stages)
     out[:, j] = np.asarray(days_left, dtype=np.float64)
     for name in score_names:
         j += 1
         out[:, j] = np.asarray(scores[name], dtype=np.float64)  # type: ignore[index]
-        if not np.isfinite(out[:, j]).all():
-            raise DataError(f"score {name!r}: expected finite probabilities")
+    finite = np.isfinite(out[:, width - len(score_names) :]).all(axis=0)
+    if not finite.all():
+        raise DataError(
+            f"score {score_names[int(np.argmin(finite))]!r}: expected finite probabilities"
+        )
     return out
+
+
+def _one_hot(values: pd.Series | np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
+    """(n, len(vocabulary)) booleans: each value's column in ``vocabulary`` (none when missing or
+    outside it), in one broadcast comparison."""
+    if isinstance(values, pd.Series):
+        values = values.to_numpy(dtype=object, na_value=None)
+    return np.asarray(values, dtype=object)[:, None] == vocabulary
 
 
 def _numbers(values: pd.Series | np.ndarray) -> np.ndarray:

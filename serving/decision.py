@@ -40,7 +40,6 @@ from training.model import CalibratedLightGBM
 
 ProfileLookup = Callable[[list[str]], FeatureRows]
 """Customer ids -> their online profiles (catalogue features and ``known``), in order."""
-_context_columns = lru_cache(maxsize=8)(context_columns)
 
 SCORE_COLUMNS = {"late_payment_probability": "late_payment", "churn_probability": "churn"}
 """Policy context column -> the model producing it (as in reminder_policy.scores)."""
@@ -86,6 +85,20 @@ class Components:
         """``name -> name/version`` of each model (shared by every decision: not to be
         mutated)."""
         return {name: model.version for name, model in self.models.items()}
+
+    @cached_property
+    def context_scores(self) -> tuple[str, ...]:
+        """The scores in the policy's context, once its context columns are found to be the ones
+        serving builds (a :class:`DataError` on every decision if not)."""
+        spec = self.policy_spec
+        names = tuple(spec.get("scores", {}))
+        expected = context_columns(tuple(spec["stages"]), names)
+        if not set(names) <= set(SCORE_COLUMNS) or expected != tuple(spec["context_columns"]):
+            raise DataError(
+                f"policy {self.policy_version} expects other context columns than serving "
+                "builds; retrain the policy with the current features and score models"
+            )
+        return names
 
 
 @dataclass(frozen=True)
@@ -322,17 +335,11 @@ def _contexts(
     due_at: np.ndarray,
 ) -> np.ndarray:
     """The policy's context matrix, checked against the columns the policy was trained on."""
-    spec = components.policy_spec
-    names = tuple(spec.get("scores", {}))
-    expected = _context_columns(tuple(spec["stages"]), names)
-    if not set(names) <= set(batch.scores) or list(expected) != list(spec["context_columns"]):
-        raise DataError(
-            f"policy {components.policy_version} expects other context columns than serving "
-            "builds; retrain the policy with the current features and score models"
-        )
-    scores = {name: batch.scores[name] for name in names}
+    scores = {name: batch.scores[name] for name in components.context_scores}
     days_left = (due_at - decided_at) / DAY_NS
-    return context_matrix(batch.features, stage, days_left, spec["stages"], scores)
+    return context_matrix(
+        batch.features, stage, days_left, components.policy_spec["stages"], scores
+    )
 
 
 def _decisions(

@@ -57,9 +57,22 @@ def test_frames_and_feature_rows_give_the_same_context() -> None:
     np.testing.assert_array_equal(from_rows[:, names.index(flag)], expected)
     plan = names.index(f"plan={VOCABULARIES['plan'][0]}")
     np.testing.assert_array_equal(from_rows[:, plan], frame["plan"] == VOCABULARIES["plan"][0])
+    plans = [names.index(f"plan={value}") for value in VOCABULARIES["plan"]]
+    unplanned = ~frame["plan"].isin(VOCABULARIES["plan"]).to_numpy()  # missing or unheard-of
+    assert unplanned.any() and (from_rows[unplanned][:, plans] == 0).all()
+    assert (from_rows[~unplanned][:, plans].sum(axis=1) == 1).all()
+    for name in STAGES:
+        np.testing.assert_array_equal(from_rows[:, names.index(f"stage={name}")], stage == name)
 
 
 def test_a_missing_feature_is_named() -> None:
     frame = feature_frame(3, 4).drop(columns=[ALL_FEATURES[0].name])
     with pytest.raises(DataError, match=ALL_FEATURES[0].name):
         context_matrix(frame, np.array(["due"] * 3, dtype=object), np.zeros(3), STAGES)
+
+
+def test_a_score_that_is_not_finite_is_named() -> None:
+    frame = feature_frame(3, 5)
+    scores = {"late_payment_probability": np.zeros(3), "churn_probability": np.array([0, np.nan, 1])}
+    with pytest.raises(DataError, match="churn_probability"):
+        context_matrix(frame, np.array(["due"] * 3, dtype=object), np.zeros(3), STAGES, scores)

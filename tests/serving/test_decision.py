@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,20 @@ def test_unknown_stage_is_refused_with_its_position(
     bad = [requests_[0], requests_[1].model_copy(update={"stage": "final_notice"})]
     with pytest.raises(DataError, match=r"requests\.1\.stage: expected one of"):
         decide(bad, components)
+
+
+def test_a_policy_trained_on_other_context_columns_is_refused(
+    requests_: list, components: Components
+) -> None:
+    spec = components.policy_spec
+    for changed in (
+        {**spec, "context_columns": [*spec["context_columns"], "tenure_days_squared"]},
+        {**spec, "scores": {**spec.get("scores", {}), "fraud_probability": "fraud/1"}},
+    ):
+        stale = dataclasses.replace(components, policy_spec=changed)
+        with pytest.raises(DataError, match="expects other context columns"):
+            decide(requests_[:1], stale)
+    assert len(decide(requests_[:1], dataclasses.replace(components))) == 1
 
 
 def test_overrides_replace_features_and_wrong_types_are_refused(

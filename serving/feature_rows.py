@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from operator import attrgetter
 
 import numpy as np
 import pandas as pd
@@ -123,38 +125,65 @@ def _plain(values: np.ndarray) -> list[object]:
     return values.tolist()
 
 
-def _plain_numbers(block: np.ndarray, kind: str | None) -> list[list[object]]:
-    """Python values of float64 columns of one catalogue kind, ``block`` (k, n), as k lists:
-    NaN as None, counts as ints, flags as booleans (each conversion one numpy pass over all
-    the columns, not a Python loop per value)."""
+@dataclass(frozen=True)
+class _RecordPlan:
+    """How :func:`feature_records` converts rows of given column names and dtypes."""
+
+    numbers: tuple[str, ...]
+    """The float64 columns, converted as one block ..."""
+    number_positions: np.ndarray
+    """... their positions among all columns ..."""
+    ints: np.ndarray
+    """... and which of them read back as ints, which as booleans (catalogue kinds)."""
+    bools: np.ndarray
+    others: tuple[tuple[int, str], ...]
+    """(position, name) of the other columns (objects, booleans), converted one by one."""
+
+
+@lru_cache(maxsize=64)
+def _record_plan(names: tuple[str, ...], dtypes: tuple[np.dtype, ...]) -> _RecordPlan:
+    numbers = [i for i, dtype in enumerate(dtypes) if dtype.kind == "f"]
+    kinds = [_KINDS.get(names[i]) for i in numbers]
+    return _RecordPlan(
+        numbers=tuple(names[i] for i in numbers),
+        number_positions=np.array(numbers, dtype=np.int64),
+        ints=np.array([kind == "int" for kind in kinds], dtype=bool),
+        bools=np.array([kind == "bool" for kind in kinds], dtype=bool),
+        others=tuple((i, names[i]) for i, dtype in enumerate(dtypes) if dtype.kind != "f"),
+    )
+
+
+def _typed_numbers(block: np.ndarray, ints: np.ndarray, bools: np.ndarray) -> np.ndarray:
+    """Python values of float64 columns ``block`` (k, n) as an object array: NaN as None, the
+    ``ints`` rows as ints and the ``bools`` rows as booleans (one numpy pass per kind, not a
+    Python loop per value)."""
     missing = np.isnan(block)
-    if kind == "int":
-        column = np.where(missing, 0, block).astype(np.int64).astype(object)
-    elif kind == "bool":
-        column = (block == 1.0).astype(object)
-    else:
-        column = block.astype(object)
-    column[missing] = None
-    return column.tolist()
+    values = block.astype(object)
+    if ints.any():
+        values[ints] = np.where(missing[ints], 0.0, block[ints]).astype(np.int64).astype(object)
+    if bools.any():
+        values[bools] = (block[bools] == 1.0).astype(object)
+    values[missing] = None
+    return values
+
+
+_DTYPE = attrgetter("dtype")
 
 
 def feature_records(rows: Mapping[str, np.ndarray]) -> list[dict[str, object]]:
-    """One dict per row with typed Python values (JSON-ready), columns in ``rows`` order."""
-    columns: dict[str, list[object]] = {}
-    numbers: dict[str | None, list[str]] = {}
-    for name, values in rows.items():
-        if values.dtype.kind == "f":
-            numbers.setdefault(_KINDS.get(name), []).append(name)
-        else:
-            columns[name] = _plain(values)
-    for kind, names in numbers.items():
-        block = np.array([rows[name] for name in names], dtype=np.float64)
-        columns.update(zip(names, _plain_numbers(block, kind), strict=True))
-    order = list(rows)
-    return [
-        dict(zip(order, values, strict=True))
-        for values in zip(*(columns[name] for name in order), strict=True)
-    ]
+    """One dict per row with typed Python values (JSON-ready), columns in ``rows`` order. The
+    conversion plan is made once per set of column names and dtypes."""
+    order = tuple(rows)
+    if not order:
+        return []
+    plan = _record_plan(order, tuple(map(_DTYPE, rows.values())))
+    out = np.empty((row_count(rows), len(order)), dtype=object)
+    if plan.numbers:
+        block = np.array([rows[name] for name in plan.numbers], dtype=np.float64)
+        out[:, plan.number_positions] = _typed_numbers(block, plan.ints, plan.bools).T
+    for position, name in plan.others:
+        out[:, position] = _plain(rows[name])
+    return [dict(zip(order, values, strict=True)) for values in out.tolist()]
 
 
 def rows_frame(rows: Mapping[str, np.ndarray]) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,6 +115,6 @@ def test_reading_the_log_leaves_sqlite_adapters_alone(
     log = DecisionLog(tmp_path / "log.db")
     requests = make_requests(served_world.profiles, 3, seed=41)
     decided = decide(requests, components, seed=1)
-    log.append_decisions(requests, decided, pd.DataFrame([{"x": 1}] * 3))
+    log.append_decisions(requests, decided, {"x": np.ones(3)})
     assert len(log.decisions()) == 3 and log.feedback().empty
     assert sqlite3.adapters.get(key) is before

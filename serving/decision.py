@@ -108,6 +108,9 @@ class ScoredBatch:
     features: FeatureRows
     scores: dict[str, np.ndarray]
     """``late_payment_probability`` and ``churn_probability``."""
+    matrices: dict[str, np.ndarray]
+    """The feature matrix each risk model scored (``late_payment``, ``churn``; one array when
+    they read the same)."""
     cold_start: np.ndarray
     explanations: list[list[dict[str, object]]] | None
 
@@ -133,19 +136,20 @@ def score_batch(
     ids = [request.customer_id for request in requests]
     profiles = components.profiles(ids)
     features = invoice_features(profiles, requests)
-    matrices: dict[tuple, np.ndarray] = {}  # late-payment and churn models read the same rows
-    scores = {}
+    by_key: dict[tuple, np.ndarray] = {}  # late-payment and churn models read the same rows
+    scores, matrices = {}, {}
     for column, name in SCORE_COLUMNS.items():
         estimator = components.models[name].estimator
         key = estimator.matrix_key()
-        if key not in matrices:
-            matrices[key] = estimator.feature_matrix(features)
-        scores[column] = estimator.predict_proba_matrix(matrices[key])[:, 1]
+        if key not in by_key:
+            by_key[key] = estimator.feature_matrix(features)
+        matrices[name] = by_key[key]
+        scores[column] = estimator.predict_proba_matrix(matrices[name])[:, 1]
     explanations = None
     if explain:
         explanations = top_reasons(components.models["late_payment"].estimator, features)
     cold_start = ~flags(profiles[KNOWN_COLUMN])
-    return ScoredBatch(features, scores, cold_start, explanations)
+    return ScoredBatch(features, scores, matrices, cold_start, explanations)
 
 
 def score(
@@ -317,9 +321,10 @@ def decide_batch(
     expected_reward = rewards[np.arange(len(action)), action]
     message = {**action_names(action), "stage": stage}
     hours = candidate_hours(settings.send_hours, settings.policy.guardrails.quiet_hours)
+    risk = (components.models["late_payment"].estimator, batch.matrices["late_payment"])
     plan = plan_send_times(
         batch.features, message, guard.send_at_ns, inputs.instants("send_before"), zones,
-        components.models["send_time"].estimator, hours,
+        components.models["send_time"].estimator, hours, risk,
     )  # fmt: skip
     chosen = Chosen(action, propensity, expected_reward, message, plan.send_at,
                     plan.open_probability)  # fmt: skip

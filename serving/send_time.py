@@ -67,10 +67,13 @@ def plan_send_times(
     zones: np.ndarray,
     model: CalibratedLightGBM,
     hours: np.ndarray,
+    source: tuple[CalibratedLightGBM, np.ndarray] | None = None,
 ) -> SendPlan:
     """The best candidate send time of each message (``message``: channel, tone, offer, stage
     arrays; rows with no channel are no contact and keep ``earliest``). Times are UTC ns
-    (``send_before`` NAT: no deadline)."""
+    (``send_before`` NAT: no deadline). ``source``, another model and its feature matrix of
+    ``features``, lends the columns the send-time model reads alike
+    (:meth:`CalibratedLightGBM.feature_matrix_from`)."""
     n = len(earliest)
     send_at = earliest.copy()
     probability = np.full(n, np.nan)
@@ -100,7 +103,10 @@ def plan_send_times(
     unset = np.zeros(n)
     base = {**features, "send_hour": unset, "send_weekday": unset}
     base.update({column: message[column] for column in _MESSAGE_COLUMNS})
-    matrix = model.feature_matrix(base)[rows]
+    if source is None:
+        matrix = model.feature_matrix(base)[rows]
+    else:
+        matrix = model.feature_matrix_from(*source, base)[rows]
     matrix[:, model.feature_index("send_weekday")] = weekday(day)
     hour_of = np.concatenate([[0], hours])[candidate_of]
     candidate_hour = np.where(candidate_of == 0, first_hour[message_of], hour_of)

@@ -35,8 +35,8 @@ SINGLE_THREAD_ROWS = 500
 the work (a single row: ~7 ms on the default threads against ~0.6 ms on one, on 2 busy cores);
 a served batch of 1,000 decisions is ~10% faster on all threads. The packed forest walks fewer
 rows on one thread, more split over the cores."""
-_PACKED, _LAYOUT = "_packed_forest", "_matrix_layout"
-_CACHES = (_PACKED, _LAYOUT)
+_PACKED, _LAYOUT, _SHARED = "_packed_forest", "_matrix_layout", "_shared_columns"
+_CACHES = (_PACKED, _LAYOUT, _SHARED)
 """Where a fitted model caches its :class:`PackedForest` and :class:`_MatrixLayout` (derived
 from the booster and the categories, rebuilt after loading or refitting)."""
 JSON_SPECIAL = re.compile(r'[\[\]{}":,]')
@@ -133,6 +133,45 @@ def _codes(values: pd.Series | np.ndarray, positions: dict[object, float]) -> np
         return np.array([positions.get(value, np.nan) for value in values.tolist()], dtype=float)
     codes = pd.Categorical(values, categories=list(positions)).codes
     return np.where(codes < 0, np.nan, codes)
+
+
+def _fill(
+    out: np.ndarray,
+    X: pd.DataFrame | Mapping[str, np.ndarray],
+    numeric: np.ndarray,
+    numeric_names: list[str],
+    categorical: list[tuple[int, str, dict[object, float]]],
+) -> None:
+    """Write the columns ``numeric`` (named ``numeric_names``) and ``categorical`` of ``out`` from
+    the rows ``X`` (see :meth:`CalibratedLightGBM.feature_matrix`). Numbers and flags are stacked
+    in one step; other columns (times, nullable types) go one by one through
+    :func:`numeric_column`."""
+    n = len(out)
+    columns = [X[name] for name in numeric_names]
+    try:  # one (k, n) array in one step (np.stack costs microseconds per column)
+        block = np.array(columns) if columns else np.empty((0, n))
+    except (TypeError, ValueError):  # times among numbers, say: column by column
+        block = np.empty(0, dtype=object)
+    if block.dtype.kind in "biuf":
+        out[:, numeric] = block.T.astype(np.float32)
+    else:
+        for j, name, values in zip(numeric, numeric_names, columns, strict=True):
+            out[:, j] = numeric_column(values, name).astype(np.float32)
+    for j, name, position in categorical:
+        out[:, j] = _codes(X[name], position)
+
+
+@dataclass(frozen=True)
+class _SharedColumns:
+    """The columns one model's matrix takes from another's, and the rest it builds."""
+
+    own: np.ndarray
+    source: np.ndarray
+    """``own[i]`` of this model's matrix is ``source[i]`` of the other's."""
+    numeric: np.ndarray
+    numeric_names: list[str]
+    categorical: list[tuple[int, str, dict[object, float]]]
+    """The rest, as in :class:`_MatrixLayout`."""
 
 
 @dataclass(frozen=True)
@@ -318,19 +357,66 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         layout = self._layout()
         n = len(X) if isinstance(X, pd.DataFrame) else len(X[self.feature_names_[0]])
         out = np.empty((n, len(self.feature_names_)), dtype=np.float64)
-        columns = [X[name] for name in layout.numeric_names]
-        try:  # one (k, n) array in one step (np.stack costs microseconds per column)
-            block = np.array(columns) if columns else np.empty((0, n))
-        except (TypeError, ValueError):  # times among numbers, say: column by column
-            block = np.empty(0, dtype=object)
-        if block.dtype.kind in "biuf":
-            out[:, layout.numeric] = block.T.astype(np.float32)
-        else:
-            for j, name, values in zip(layout.numeric, layout.numeric_names, columns, strict=True):
-                out[:, j] = numeric_column(values, name).astype(np.float32)
-        for j, name, position in layout.categorical:
-            out[:, j] = _codes(X[name], position)
+        _fill(out, X, layout.numeric, layout.numeric_names, layout.categorical)
         return out
+
+    def feature_matrix_from(
+        self,
+        other: CalibratedLightGBM,
+        matrix: np.ndarray,
+        X: pd.DataFrame | Mapping[str, np.ndarray],
+    ) -> np.ndarray:
+        """:meth:`feature_matrix` of rows ``X`` whose matrix for the model ``other`` is
+        ``matrix``: the columns both models read alike (a number in both, or a categorical with
+        the same categories) are copied from ``matrix``, only the rest are built from ``X``
+        (a send-time model reading the risk models' features plus a few of its own, say)."""
+        self._check_fitted()
+        self._check_columns(X)
+        shared = self._shared_with(other)
+        if matrix.shape[1] != len(other.feature_names_):
+            raise DataError(
+                f"expected a matrix of {len(other.feature_names_)} feature columns, "
+                f"got shape {matrix.shape}"
+            )
+        out = np.empty((len(matrix), len(self.feature_names_)), dtype=np.float64)
+        out[:, shared.own] = matrix[:, shared.source]
+        _fill(out, X, shared.numeric, shared.numeric_names, shared.categorical)
+        return out
+
+    def _shared_with(self, other: CalibratedLightGBM) -> _SharedColumns:
+        """Which columns of :meth:`feature_matrix` equal which of ``other``'s (cached per
+        ``other`` layout)."""
+        key = other.matrix_key()
+        cache = self.__dict__.setdefault(_SHARED, {})
+        shared = cache.get(key)
+        if shared is None:
+            layout = self._layout()
+            theirs = {name: j for j, name in enumerate(other.feature_names_)}
+            categories = other.categories_
+            own, source = [], []
+            for j, name in enumerate(self.feature_names_):
+                mine = self.categories_.get(name)
+                same = name in theirs and (
+                    mine == categories[name] if name in categories else mine is None
+                )
+                if same:
+                    own.append(j)
+                    source.append(theirs[name])
+            copied = set(own)
+            numeric = [
+                (j, name)
+                for j, name in zip(layout.numeric, layout.numeric_names, strict=True)
+                if j not in copied
+            ]
+            shared = _SharedColumns(
+                own=np.array(own, dtype=np.int64),
+                source=np.array(source, dtype=np.int64),
+                numeric=np.array([j for j, _ in numeric], dtype=np.int64),
+                numeric_names=[name for _, name in numeric],
+                categorical=[entry for entry in layout.categorical if entry[0] not in copied],
+            )
+            cache[key] = shared
+        return shared
 
     def _layout(self) -> _MatrixLayout:
         layout = self.__dict__.get(_LAYOUT)

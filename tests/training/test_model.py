@@ -123,6 +123,41 @@ def test_models_reading_the_same_rows_share_a_matrix_key(model, data) -> None:
         refit.feature_matrix({"balance": np.zeros(2)})
 
 
+def test_a_matrix_built_from_another_models_matrix_equals_one_built_from_the_rows(
+    data,
+) -> None:
+    """Columns read alike are copied; a categorical with other categories, a column read as a
+    number by one model and as a category by the other, and columns of its own are built."""
+    (X, y), (X_valid, y_valid), (X_test, _) = data["train"], data["valid"], data["test"]
+
+    def extended(frame: pd.DataFrame) -> pd.DataFrame:
+        hour = np.arange(len(frame)) % 24
+        return frame.assign(code=hour % 3, hour=hour, tier=frame["plan"])
+
+    narrow = CalibratedLightGBM(num_boost_round=5)
+    narrow.fit(extended(X)[["balance", "plan", "code", "autopay"]], y,
+               extended(X_valid), y_valid, ["plan"])  # fmt: skip
+    cases = {  # the wider model's categoricals, and what it copies from the narrow one
+        "same categories": (["plan", "tier"], {"balance", "plan", "code", "autopay"}),
+        "plan with other categories": (["plan", "tier"], {"balance", "code", "autopay"}),
+        "code a category here": (["plan", "tier", "code"], {"balance", "plan", "autopay"}),
+    }
+    test = extended(X_test)
+    source = narrow.feature_matrix(test)
+    for case, (categorical, expected) in cases.items():
+        rows = extended(X)
+        if case == "plan with other categories":
+            rows = rows.assign(plan=rows["plan"].where(rows["plan"] != "premium"))
+        wider = CalibratedLightGBM(num_boost_round=5)
+        wider.fit(rows, y, extended(X_valid), y_valid, categorical)
+        built = wider.feature_matrix(test)
+        np.testing.assert_array_equal(wider.feature_matrix_from(narrow, source, test), built)
+        copied = {wider.feature_names_[j] for j in wider._shared_with(narrow).own}
+        assert copied == expected, case
+    with pytest.raises(DataError, match="feature columns"):
+        wider.feature_matrix_from(narrow, source[:, :2], test)
+
+
 def test_same_random_state_same_model(data, model) -> None:
     X, _ = data["test"]
     np.testing.assert_array_equal(fit(data).predict_proba(X), model.predict_proba(X))

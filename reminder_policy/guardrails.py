@@ -170,6 +170,8 @@ class GuardrailResult:
     send_at_ns: np.ndarray
     """Send time moved forward into the local window (UTC ns); rows whose contacts the deadline
     dropped keep the proposed time."""
+    send_at_local_ns: np.ndarray
+    """:attr:`send_at_ns` as the local wall-clock time (ns) in each row's zone."""
     removed_by_rule: np.ndarray
     """(len(REASON_CODES), n, N_ACTIONS): the actions each rule forbids, rules in REASON_CODES
     order (rules overlap freely)."""
@@ -191,10 +193,10 @@ class GuardrailResult:
 
 def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> GuardrailResult:
     """The allowed actions of each decision after every rule, with its send time and reasons."""
-    send_at, dropped = _send_times(inputs, settings.quiet_hours)
+    send_at, dropped, send_local = _send_times(inputs, settings.quiet_hours)
     due_at, promise_until = inputs._ns["due_at"], inputs._ns["promise_until"]
     due_local_date = _local_date(inputs, due_at - 1)
-    before_due_date = _local_date(inputs, send_at) < due_local_date
+    before_due_date = send_local.view("datetime64[ns]").astype("datetime64[D]") < due_local_date
     rows = {  # the decisions each row-level rule applies to (it forbids _RULE_ACTIONS there)
         "quiet_hours": dropped,
         "call_cap": inputs.calls_7d >= settings.max_calls_per_invoice_7d,
@@ -217,7 +219,7 @@ def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> Gu
     np.logical_and(applies[:, :, None], _RULE_ACTIONS[:, None, :], out=stacked[2:])
     allowed = ~stacked.any(axis=0)
     allowed[:, 0] = True
-    return GuardrailResult(allowed=allowed, send_at_ns=send_at, removed_by_rule=stacked)
+    return GuardrailResult(allowed, send_at, send_local, stacked)
 
 
 def violations(
@@ -269,10 +271,10 @@ def violations(
 
 def _send_times(
     inputs: GuardrailInputs, quiet_hours: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Send times (UTC ns) moved to the next local opening hour when in quiet hours, and the
-    rows whose moved time would pass their ``send_before`` deadline (those keep the proposed
-    time)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Send times (UTC ns) moved to the next local opening hour when in quiet hours, the rows
+    whose moved time would pass their ``send_before`` deadline (those keep the proposed time),
+    and the send times' local wall-clock times (ns)."""
     start, end = quiet_hours
     proposed = inputs._ns["send_at"]
     local = _wall_clock(inputs, proposed)
@@ -288,7 +290,12 @@ def _send_times(
             opening[rows].astype(np.int64), inputs.timezone[rows], not_before=proposed[rows]
         )
     dropped = quiet & _after(moved, inputs._ns["send_before"])
-    return np.where(dropped, proposed, moved), dropped
+    send_at = np.where(dropped, proposed, moved)
+    wall = local.view(np.int64)  # of the proposed times: converted anew where they moved
+    shifted = np.flatnonzero(quiet & ~dropped)
+    if shifted.size:
+        wall[shifted] = to_local(send_at[shifted], inputs.timezone[shifted])
+    return send_at, dropped, wall
 
 
 def _utc_of_wall_clock(wall: np.ndarray, zones: np.ndarray, not_before: np.ndarray) -> np.ndarray:

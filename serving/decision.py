@@ -323,7 +323,8 @@ def decide_batch(
     hours = candidate_hours(settings.send_hours, settings.policy.guardrails.quiet_hours)
     risk = (components.models["late_payment"].estimator, batch.matrices["late_payment"])
     plan = plan_send_times(
-        batch.features, message, guard.send_at_ns, inputs.instants("send_before"), zones,
+        batch.features, message, guard.send_at_ns, guard.send_at_local_ns,
+        inputs.instants("send_before"), zones,
         components.models["send_time"].estimator, hours, risk,
     )  # fmt: skip
     chosen = Chosen(action, propensity, expected_reward, message, plan.send_at,

@@ -63,6 +63,7 @@ def plan_send_times(
     features: FeatureRows,
     message: Mapping[str, np.ndarray],
     earliest: np.ndarray,
+    earliest_local: np.ndarray,
     send_before: np.ndarray,
     zones: np.ndarray,
     model: CalibratedLightGBM,
@@ -71,7 +72,8 @@ def plan_send_times(
 ) -> SendPlan:
     """The best candidate send time of each message (``message``: channel, tone, offer, stage
     arrays; rows with no channel are no contact and keep ``earliest``). Times are UTC ns
-    (``send_before`` NAT: no deadline). ``source``, another model and its feature matrix of
+    (``send_before`` NAT: no deadline); ``earliest_local`` is ``earliest`` as local wall-clock
+    ns in each row's zone. ``source``, another model and its feature matrix of
     ``features``, lends the columns the send-time model reads alike
     (:meth:`CalibratedLightGBM.feature_matrix_from`)."""
     n = len(earliest)
@@ -82,7 +84,7 @@ def plan_send_times(
     if rows.size == 0:
         return SendPlan(send_at, probability)
     first = earliest[rows]
-    local = to_local(first, zones[rows])
+    local = earliest_local[rows]
     day = local // DAY_NS * DAY_NS
     utc = np.empty((rows.size, len(hours) + 1), dtype=np.int64)
     utc[:, 0] = first

@@ -129,7 +129,7 @@ class PackedForest:
             segments.shape != (len(matrix) + 1,)
             or segments[0] != 0
             or segments[-1] != len(values)
-            or (np.diff(segments) < 0).any()
+            or (segments[1:] < segments[:-1]).any()
         ):
             raise DataError(
                 f"segments must rise from 0 to the {len(values)} values, one bound per row of "

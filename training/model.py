@@ -184,8 +184,8 @@ class _MatrixLayout:
     """... and their names."""
     categorical: list[tuple[int, str, dict[object, float]]]
     """(column, name, category -> code) of each categorical feature."""
-    required: frozenset[str]
-    """Every feature name (the columns a caller must give)."""
+    columns: dict[str, int]
+    """Every feature name (the columns a caller must give) and its column."""
     key: tuple
     """Equal for models whose :meth:`CalibratedLightGBM.feature_matrix` is the same for the
     same rows: feature names in order and the categories of each categorical."""
@@ -430,7 +430,7 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
                     (names.index(name), name, _positions(categories))
                     for name, categories in self.categories_.items()
                 ],
-                required=frozenset(names),
+                columns={name: j for j, name in enumerate(names)},
                 key=(
                     tuple(names),
                     tuple((name, tuple(values)) for name, values in self.categories_.items()),
@@ -442,9 +442,10 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
     def feature_index(self, name: str) -> int:
         """The column of feature ``name`` in :meth:`feature_matrix`."""
         self._check_fitted()
-        if name not in self.feature_names_:
+        column = self._layout().columns.get(name)
+        if column is None:
             raise DataError(f"the model has no feature {name!r}")
-        return self.feature_names_.index(name)
+        return column
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The more probable class (threshold 0.5 on the calibrated probability)."""
@@ -506,8 +507,8 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         return self._layout().key
 
     def _check_columns(self, X: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
-        columns = X.columns if isinstance(X, pd.DataFrame) else X
-        if self._layout().required.issubset(columns):
+        columns = set(X.columns) if isinstance(X, pd.DataFrame) else X.keys()
+        if columns >= self._layout().columns.keys():
             return
         missing = [name for name in self.feature_names_ if name not in columns]
         if missing:

@@ -24,6 +24,7 @@ from reminder_policy.guardrails import (
     apply_guardrails,
     violations,
 )
+from reminder_policy.local_time import to_local
 
 ZONES = ("Europe/Amsterdam", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "UTC")
 DST_CHANGES = pd.DatetimeIndex(
@@ -201,6 +202,9 @@ def test_times_as_nanoseconds_give_the_same_rulings(
     np.testing.assert_array_equal(found.allowed, expected.allowed)
     np.testing.assert_array_equal(found.send_at_ns, expected.send_at_ns)
     assert found.send_at.equals(expected.send_at)
+    local = to_local(found.send_at_ns, inputs.timezone)  # moved, dropped or kept alike
+    np.testing.assert_array_equal(found.send_at_local_ns, local)
+    np.testing.assert_array_equal(expected.send_at_local_ns, local)
     assert found.reasons() == expected.reasons()
     action = np.argmax(expected.allowed[:, ::-1], axis=1)
     assert violations(ns, action, found.send_at_ns, rules) == violations(

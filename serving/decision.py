@@ -144,7 +144,7 @@ def score_batch(
         if key not in by_key:
             by_key[key] = estimator.feature_matrix(features)
         matrices[name] = by_key[key]
-        scores[column] = estimator.predict_proba_matrix(matrices[name])[:, 1]
+        scores[column] = estimator.positive_proba_matrix(matrices[name])
     explanations = None
     if explain:
         explanations = top_reasons(components.models["late_payment"].estimator, features)

@@ -35,32 +35,38 @@ _CATALOGUE = by_name()
 _NUMBER_KINDS = {"int": "whole numbers", "float": "numbers", "bool": "true, false or null"}
 
 
-def _floats(values: object) -> np.ndarray:
-    return np.asarray(values, dtype=np.float64)
-
-
 def _divide(numerator: np.ndarray, denominator: np.ndarray, usable: np.ndarray) -> np.ndarray:
     """``numerator / denominator`` where ``usable``, else NaN (unusable denominators are
     replaced before dividing, so nothing divides by zero)."""
     return np.where(usable, numerator / np.where(usable, denominator, 1.0), np.nan)
 
 
+def _positive(values: np.ndarray) -> np.ndarray:
+    return np.isfinite(values) & (values > 0)
+
+
 def bill_features(profiles: Mapping[str, object], amount: np.ndarray) -> FeatureRows:
     """The five bill features of invoices of ``amount`` for the customers of ``profiles``
-    (feature rows or a frame with float columns)."""
-    fee = _floats(profiles["monthly_fee"])
-    mean = _floats(profiles["trailing_mean_amount"])
-    last_amount = _floats(profiles["amount"])
-    last_zscore = _floats(profiles["amount_zscore"])
+    (feature rows or a frame with float columns). The three ratios are divided as one block."""
+    fee, mean, last_amount, last_zscore = np.array(
+        [
+            profiles[name]
+            for name in ("monthly_fee", "trailing_mean_amount", "amount", "amount_zscore")
+        ],
+        dtype=np.float64,
+    )
     usable_z = np.isfinite(last_zscore) & (last_zscore != 0) & np.isfinite(mean)
     std = _divide(last_amount - mean, last_zscore, usable_z)
-    usable_std = np.isfinite(std) & (std > 0)
+    denominators = np.array([fee, mean, std])
+    to_fee, ratio, zscore = _divide(
+        np.array([amount, amount, amount - mean]), denominators, _positive(denominators)
+    )
     return {
         "amount": amount,
-        "amount_to_fee": _divide(amount, fee, np.isfinite(fee) & (fee > 0)),
+        "amount_to_fee": to_fee,
         "trailing_mean_amount": mean,
-        "amount_ratio": _divide(amount, mean, np.isfinite(mean) & (mean > 0)),
-        "amount_zscore": _divide(amount - mean, std, usable_std),
+        "amount_ratio": ratio,
+        "amount_zscore": zscore,
     }
 
 

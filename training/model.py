@@ -327,9 +327,13 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
     def predict_proba_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """:meth:`predict_proba` of rows already in :meth:`feature_matrix` form (callers that
         vary a few columns of many copies of the same rows skip rebuilding them)."""
-        self._check_fitted()
-        positive = self.calibrator_.predict(self._raw(matrix))
+        positive = self.positive_proba_matrix(matrix)
         return np.column_stack([1.0 - positive, positive])
+
+    def positive_proba_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Column 1 of :meth:`predict_proba_matrix` alone (the class-1 probability)."""
+        self._check_fitted()
+        return self.calibrator_.predict(self._raw(matrix))
 
     def candidate_probabilities(
         self, matrix: np.ndarray, feature: str, values: np.ndarray, segments: np.ndarray

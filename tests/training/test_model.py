@@ -238,6 +238,9 @@ def test_feature_matrix_scores_exactly_as_the_booster_reads_pandas(model, data) 
     assert matrix.shape == (len(rows), 3) and matrix.dtype == np.float64
     assert np.isnan(matrix[-1, model.feature_index("plan")])
     np.testing.assert_array_equal(model.predict_proba_matrix(matrix), model.predict_proba(rows))
+    np.testing.assert_array_equal(
+        model.positive_proba_matrix(matrix), model.predict_proba(rows)[:, 1]
+    )
     with pytest.raises(DataError, match="no feature 'customer'"):
         model.feature_index("customer")
 

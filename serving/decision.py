@@ -16,7 +16,7 @@ import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from functools import cached_property, lru_cache
 from typing import Protocol
 
@@ -176,11 +176,6 @@ def _reasons(explanations: list[list[dict[str, object]]] | None, i: int) -> list
     return [Reason.model_validate(reason) for reason in explanations[i]]
 
 
-def _times(values: Sequence[datetime | None]) -> np.ndarray:
-    """Request times as UTC ns, NAT for none (one conversion per value, no parsing)."""
-    return np.array([instant_ns(v) for v in values], dtype=np.int64)
-
-
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -202,26 +197,40 @@ def guardrail_inputs(
     zones: np.ndarray,
     due_at: np.ndarray,
 ) -> GuardrailInputs:
-    """The guardrails' inputs: the request's contact state, the profile's consent and hardship."""
-
-    def counts(name: str) -> np.ndarray:
-        return np.array([getattr(request, name) for request in requests], dtype=np.int64)
-
+    """The guardrails' inputs: the request's contact state, the profile's consent and hardship
+    (the request's numbers and flags each read into one array, a row per field)."""
+    now, promise_until, send_before, calls, messages_invoice, messages_customer = np.array(
+        [
+            (
+                instant_ns(request.now),
+                instant_ns(request.promise_until),
+                instant_ns(request.send_before),
+                request.calls_7d,
+                request.messages_invoice_7d,
+                request.messages_customer_24h,
+            )
+            for request in requests
+        ],
+        dtype=np.int64,
+    ).T.copy()
+    dispute_open, paid = np.array(
+        [(request.dispute_open, request.paid) for request in requests], dtype=bool
+    ).T.copy()
     return GuardrailInputs(
-        send_at=_times([request.now for request in requests]),
+        send_at=now,
         timezone=zones,
         due_at=due_at,
         consent=flag_block(features, _CONSENT_COLUMNS),
         opted_out=flag_block(features, _OPT_OUT_COLUMNS),
-        calls_7d=counts("calls_7d"),
-        messages_invoice_7d=counts("messages_invoice_7d"),
-        messages_customer_24h=counts("messages_customer_24h"),
-        dispute_open=np.array([request.dispute_open for request in requests], dtype=bool),
+        calls_7d=calls,
+        messages_invoice_7d=messages_invoice,
+        messages_customer_24h=messages_customer,
+        dispute_open=dispute_open,
         hardship=flags(features["hardship_90d"]),
-        paid=np.array([request.paid for request in requests], dtype=bool),
-        promise_until=_times([request.promise_until for request in requests]),
-        send_before=_times([request.send_before for request in requests]),
-    )
+        paid=paid,
+        promise_until=promise_until,
+        send_before=send_before,
+    )  # fmt: skip
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

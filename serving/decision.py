@@ -233,12 +233,15 @@ def guardrail_inputs(
     )  # fmt: skip
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser: scrambles 64-bit keys (a uint64 array: numpy wraps array
-    products modulo 2**64 without a warning) into uniform bits."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+_MASK64 = 2**64 - 1
+
+
+def _mix(x: int) -> int:
+    """SplitMix64's finaliser: scrambles a 64-bit key into uniform bits (Python ints, products
+    taken modulo 2**64: for the few keys of a request, cheaper than numpy calls)."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
 
 
 def decision_key(request: DecisionRequest) -> bytes:
@@ -248,24 +251,24 @@ def decision_key(request: DecisionRequest) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _seed_bits(seed: int) -> np.uint64:
+def _seed_bits(seed: int) -> int:
     """The seed's 64 mixed bits (a caller's seed recurs: computed once)."""
-    return _mix(np.array([seed], dtype=np.uint64))[0]
+    if not 0 <= seed <= _MASK64:
+        raise DataError(f"seed: expected an integer from 0 to 2**64 - 1, got {seed}")
+    return _mix(seed)
 
 
 def decision_draws(requests: Sequence[DecisionRequest], seed: int | None) -> np.ndarray:
     """A uniform number in [0, 1) per decision, from the seed and the decision's key (no seed:
     random bits in place of the mixed seed's, which is what mixing a random seed gives)."""
-    hashed = np.array(
-        [
-            int.from_bytes(hashlib.blake2b(decision_key(request), digest_size=8).digest(), "big")
-            for request in requests
-        ],
-        dtype=np.uint64,
-    )
-    seed_bits = np.uint64(secrets.randbits(64)) if seed is None else _seed_bits(seed)
-    bits = _mix(hashed ^ seed_bits)
-    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    seed_bits = secrets.randbits(64) if seed is None else _seed_bits(seed)
+    return np.array([_uniform(decision_key(r), seed_bits) for r in requests], dtype=np.float64)
+
+
+def _uniform(key: bytes, seed_bits: int) -> float:
+    """The 53 top bits of the mixed key hash and seed, as a float in [0, 1)."""
+    hashed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+    return (_mix(hashed ^ seed_bits) >> 11) * 2.0**-53
 
 
 def choose_actions(action_dist: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,16 @@ import pytest
 from paynudge.errors import DataError
 from reminder_policy.actions import ACTION_NAMES
 from reminder_policy.guardrails import apply_guardrails, violations
-from serving.decision import Components, decide, decide_batch, due_ends, guardrail_inputs, score
+from serving.decision import (
+    Components,
+    decide,
+    decide_batch,
+    decision_draws,
+    decision_key,
+    due_ends,
+    guardrail_inputs,
+    score,
+)
 from serving.decision_log import DecisionLog
 from serving.feature_rows import row_count, rows_frame, take_rows
 from serving.invoice_features import bill_features
@@ -143,6 +153,25 @@ def test_same_seed_same_decisions_in_a_batch_or_one_by_one(
     assert [d.model_dump(exclude=fields) for d in other] != [
         d.model_dump(exclude=fields) for d in batch
     ] or all(d.propensity > 0.9 for d in batch)
+
+
+def test_draws_are_splitmix64_of_the_key_hash_and_the_seed(requests_: list) -> None:
+    """The reference in numpy's wrapping uint64 arithmetic: the same draws, so the same seed
+    keeps giving the same decisions across releases."""
+
+    def mix(x: np.ndarray) -> np.ndarray:
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+    keys = [hashlib.blake2b(decision_key(r), digest_size=8).digest() for r in requests_]
+    hashed = np.array([int.from_bytes(key, "big") for key in keys], dtype=np.uint64)
+    for seed in (0, 7, 2**63 - 1):
+        seed_bits = mix(np.array([seed], dtype=np.uint64))[0]
+        expected = (mix(hashed ^ seed_bits) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        np.testing.assert_array_equal(decision_draws(requests_, seed), expected)
+    draws = decision_draws(requests_, None)
+    assert ((draws >= 0) & (draws < 1)).all() and len(set(draws.tolist())) == len(requests_)
 
 
 def test_unknown_stage_is_refused_with_its_position(

@@ -73,6 +73,9 @@ def test_a_missing_feature_is_named() -> None:
 
 def test_a_score_that_is_not_finite_is_named() -> None:
     frame = feature_frame(3, 5)
-    scores = {"late_payment_probability": np.zeros(3), "churn_probability": np.array([0, np.nan, 1])}
+    scores = {
+        "late_payment_probability": np.zeros(3),
+        "churn_probability": np.array([0, np.nan, 1]),
+    }
     with pytest.raises(DataError, match="churn_probability"):
         context_matrix(frame, np.array(["due"] * 3, dtype=object), np.zeros(3), STAGES, scores)

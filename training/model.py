@@ -135,30 +135,33 @@ def _codes(values: pd.Series | np.ndarray, positions: dict[object, float]) -> np
     return np.where(codes < 0, np.nan, codes)
 
 
-def _fill(
-    out: np.ndarray,
-    X: pd.DataFrame | Mapping[str, np.ndarray],
-    numeric: np.ndarray,
-    numeric_names: list[str],
-    categorical: list[tuple[int, str, dict[object, float]]],
-) -> None:
-    """Write the columns ``numeric`` (named ``numeric_names``) and ``categorical`` of ``out`` from
-    the rows ``X`` (see :meth:`CalibratedLightGBM.feature_matrix`). Numbers and flags are stacked
-    in one step; other columns (times, nullable types) go one by one through
-    :func:`numeric_column`."""
-    n = len(out)
-    columns = [X[name] for name in numeric_names]
-    try:  # one (k, n) array in one step (np.stack costs microseconds per column)
-        block = np.array(columns) if columns else np.empty((0, n))
-    except (TypeError, ValueError):  # times among numbers, say: column by column
-        block = np.empty(0, dtype=object)
-    if block.dtype.kind in "biuf":
-        out[:, numeric] = block.T.astype(np.float32)
-    else:
-        for j, name, values in zip(numeric, numeric_names, columns, strict=True):
-            out[:, j] = numeric_column(values, name).astype(np.float32)
-    for j, name, position in categorical:
-        out[:, j] = _codes(X[name], position)
+@dataclass(frozen=True)
+class _BuiltColumns:
+    """Columns of a feature matrix built from the rows: numbers and categorical codes."""
+
+    numeric: np.ndarray
+    """Columns of the numeric features ..."""
+    numeric_names: list[str]
+    """... and their names."""
+    categorical: list[tuple[int, str, dict[object, float]]]
+    """(column, name, category -> code) of each categorical feature."""
+
+    def fill(self, out: np.ndarray, X: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
+        """Write these columns of ``out`` from the rows ``X`` (see
+        :meth:`CalibratedLightGBM.feature_matrix`). Numbers and flags are stacked in one step;
+        other columns (times, nullable types) go one by one through :func:`numeric_column`."""
+        columns = [X[name] for name in self.numeric_names]
+        try:  # one (k, n) array in one step (np.stack costs microseconds per column)
+            block = np.array(columns) if columns else np.empty((0, len(out)))
+        except (TypeError, ValueError):  # times among numbers, say: column by column
+            block = np.empty(0, dtype=object)
+        if block.dtype.kind in "biuf":
+            out[:, self.numeric] = block.T.astype(np.float32)
+        else:
+            for j, name, values in zip(self.numeric, self.numeric_names, columns, strict=True):
+                out[:, j] = numeric_column(values, name).astype(np.float32)
+        for j, name, position in self.categorical:
+            out[:, j] = _codes(X[name], position)
 
 
 @dataclass(frozen=True)
@@ -168,22 +171,15 @@ class _SharedColumns:
     own: np.ndarray
     source: np.ndarray
     """``own[i]`` of this model's matrix is ``source[i]`` of the other's."""
-    numeric: np.ndarray
-    numeric_names: list[str]
-    categorical: list[tuple[int, str, dict[object, float]]]
-    """The rest, as in :class:`_MatrixLayout`."""
+    rest: _BuiltColumns
 
 
 @dataclass(frozen=True)
 class _MatrixLayout:
     """Where :meth:`CalibratedLightGBM.feature_matrix` puts each feature."""
 
-    numeric: np.ndarray
-    """Columns of the numeric features ..."""
-    numeric_names: list[str]
-    """... and their names."""
-    categorical: list[tuple[int, str, dict[object, float]]]
-    """(column, name, category -> code) of each categorical feature."""
+    built: _BuiltColumns
+    """Every column, built from the rows."""
     columns: dict[str, int]
     """Every feature name (the columns a caller must give) and its column."""
     key: tuple
@@ -361,7 +357,7 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         layout = self._layout()
         n = len(X) if isinstance(X, pd.DataFrame) else len(X[self.feature_names_[0]])
         out = np.empty((n, len(self.feature_names_)), dtype=np.float64)
-        _fill(out, X, layout.numeric, layout.numeric_names, layout.categorical)
+        layout.built.fill(out, X)
         return out
 
     def feature_matrix_from(
@@ -384,7 +380,7 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
             )
         out = np.empty((len(matrix), len(self.feature_names_)), dtype=np.float64)
         out[:, shared.own] = matrix[:, shared.source]
-        _fill(out, X, shared.numeric, shared.numeric_names, shared.categorical)
+        shared.rest.fill(out, X)
         return out
 
     def _shared_with(self, other: CalibratedLightGBM) -> _SharedColumns:
@@ -394,7 +390,7 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
         cache = self.__dict__.setdefault(_SHARED, {})
         shared = cache.get(key)
         if shared is None:
-            layout = self._layout()
+            built = self._layout().built
             theirs = {name: j for j, name in enumerate(other.feature_names_)}
             categories = other.categories_
             own, source = [], []
@@ -409,15 +405,18 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
             copied = set(own)
             numeric = [
                 (j, name)
-                for j, name in zip(layout.numeric, layout.numeric_names, strict=True)
+                for j, name in zip(built.numeric, built.numeric_names, strict=True)
                 if j not in copied
             ]
+            rest = _BuiltColumns(
+                numeric=np.array([j for j, _ in numeric], dtype=np.int64),
+                numeric_names=[name for _, name in numeric],
+                categorical=[entry for entry in built.categorical if entry[0] not in copied],
+            )
             shared = _SharedColumns(
                 own=np.array(own, dtype=np.int64),
                 source=np.array(source, dtype=np.int64),
-                numeric=np.array([j for j, _ in numeric], dtype=np.int64),
-                numeric_names=[name for _, name in numeric],
-                categorical=[entry for entry in layout.categorical if entry[0] not in copied],
+                rest=rest,
             )
             cache[key] = shared
         return shared
@@ -428,12 +427,14 @@ class CalibratedLightGBM(ClassifierMixin, BaseEstimator):
             names = self.feature_names_
             numeric = [j for j, name in enumerate(names) if name not in self.categories_]
             layout = _MatrixLayout(
-                numeric=np.array(numeric, dtype=np.int64),
-                numeric_names=[names[j] for j in numeric],
-                categorical=[
-                    (names.index(name), name, _positions(categories))
-                    for name, categories in self.categories_.items()
-                ],
+                built=_BuiltColumns(
+                    numeric=np.array(numeric, dtype=np.int64),
+                    numeric_names=[names[j] for j in numeric],
+                    categorical=[
+                        (names.index(name), name, _positions(categories))
+                        for name, categories in self.categories_.items()
+                    ],
+                ),
                 columns={name: j for j, name in enumerate(names)},
                 key=(
                     tuple(names),

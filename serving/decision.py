@@ -126,6 +126,8 @@ class Chosen:
     """channel, tone, offer (None for no contact) and stage."""
     send_at: np.ndarray
     """UTC ns."""
+    send_at_local: np.ndarray
+    """Local wall-clock ns."""
     open_probability: np.ndarray
 
 
@@ -340,8 +342,8 @@ def decide_batch(
         components.models["send_time"].estimator, hours, risk,
     )  # fmt: skip
     chosen = Chosen(action, propensity, expected_reward, message, plan.send_at,
-                    plan.open_probability)  # fmt: skip
-    decisions = _decisions(requests, components, batch, chosen, zones, guard.reasons())
+                    plan.send_at_local, plan.open_probability)  # fmt: skip
+    decisions = _decisions(requests, components, batch, chosen, guard.reasons())
     return DecidedBatch(decisions, batch.features)
 
 
@@ -365,12 +367,11 @@ def _decisions(
     components: Components,
     batch: ScoredBatch,
     chosen: Chosen,
-    zones: np.ndarray,
     reasons: list[tuple[str, ...]],
 ) -> list[Decision]:
     """Assemble the decision records (the one per-row step: building response objects)."""
     contact = chosen.action > 0
-    local = local_times(chosen.send_at, zones)
+    local = local_times(chosen.send_at, chosen.send_at_local)
     send_at = chosen.send_at.tolist()
     versions = components.model_versions
     late = batch.scores["late_payment_probability"]

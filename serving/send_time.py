@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from features.labels import OBSERVED_OPEN_CHANNELS
-from reminder_policy.local_time import DAY_NS, NAT, aware_local, to_local, wall_clock_instants
+from reminder_policy.local_time import DAY_NS, NAT, aware_local, wall_clock_instants
 from serving.feature_rows import FeatureRows
 from training.model import CalibratedLightGBM
 
@@ -31,9 +31,12 @@ _MESSAGE_COLUMNS = ("channel", "tone", "offer", "stage")
 
 @dataclass(frozen=True)
 class SendPlan:
-    """Per decision: when to send (UTC ns) and the open probability there (NaN if none)."""
+    """Per decision: when to send (UTC ns, and local) and the open probability there (NaN if
+    none)."""
 
     send_at: np.ndarray
+    send_at_local: np.ndarray
+    """``send_at`` as local wall-clock ns in each row's zone."""
     open_probability: np.ndarray
 
 
@@ -77,18 +80,19 @@ def plan_send_times(
     ``features``, lends the columns the send-time model reads alike
     (:meth:`CalibratedLightGBM.feature_matrix_from`)."""
     n = len(earliest)
-    send_at = earliest.copy()
+    send_at, send_at_local = earliest.copy(), earliest_local.copy()
     probability = np.full(n, np.nan)
     observed = [channel in _OBSERVED for channel in message["channel"].tolist()]
     rows = np.flatnonzero(observed)
     if rows.size == 0:
-        return SendPlan(send_at, probability)
+        return SendPlan(send_at, send_at_local, probability)
     first = earliest[rows]
     local = earliest_local[rows]
     day = local // DAY_NS * DAY_NS
     utc = np.empty((rows.size, len(hours) + 1), dtype=np.int64)
     utc[:, 0] = first
-    utc[:, 1:] = _to_utc(day[:, None] + hours[None, :] * NS_PER_HOUR, zones[rows])
+    walls = day[:, None] + hours[None, :] * NS_PER_HOUR
+    utc[:, 1:] = _to_utc(walls, zones[rows])
     first_hour = (local - day) // NS_PER_HOUR
     deadline = send_before[rows]
     valid = (utc >= first[:, None]) & (utc != NAT)
@@ -120,8 +124,10 @@ def plan_send_times(
     best = np.argmax(scores, axis=1)
     picked = np.arange(rows.size)
     send_at[rows] = utc[picked, best]
+    # A valid hour's wall-clock time maps to one instant (skipped and repeated ones are dropped).
+    send_at_local[rows] = np.where(best == 0, local, walls[picked, best - 1])
     probability[rows] = scores[picked, best]
-    return SendPlan(send_at, probability)
+    return SendPlan(send_at, send_at_local, probability)
 
 
 def weekday(day: np.ndarray) -> np.ndarray:
@@ -130,10 +136,10 @@ def weekday(day: np.ndarray) -> np.ndarray:
     return ((day // DAY_NS + 3) % 7).astype(np.float64)
 
 
-def local_times(utc: np.ndarray, zones: np.ndarray) -> list[datetime]:
-    """Each UTC time (ns, never NaT) as an aware datetime at its zone's offset then: what the
-    decision shows as the local send time (JSON carries the offset, not the zone's name)."""
-    local = to_local(utc, zones)
+def local_times(utc: np.ndarray, local: np.ndarray) -> list[datetime]:
+    """Each UTC time (ns, never NaT) with its local wall-clock time (ns) as an aware datetime at
+    its zone's offset then: what the decision shows as the local send time (JSON carries the
+    offset, not the zone's name)."""
     return [
         aware_local(wall, instant)
         for wall, instant in zip(local.tolist(), utc.tolist(), strict=True)

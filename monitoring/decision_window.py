@@ -3,14 +3,17 @@
 Every decision in the service's log (:mod:`serving.decision_log`) holds its feature row (JSON),
 the late-payment probability it was given, the request (due date, time zone) and the model
 versions. Feature rows are parsed in DuckDB (``json_transform`` with the catalogue's types):
-vectorised, a million rows in seconds. A decision's label (``late``) is known once feedback
-reported the payment, or reported no payment after the due date's end plus the grace days.
+vectorised, a million rows in seconds. A row is a JSON array of the values of its layout's
+columns, or, in logs written before layouts, a JSON object by feature name. A decision's label
+(``late``) is known once feedback reported the payment, or reported no payment after the due
+date's end plus the grace days.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import pyarrow as pa
 
 from features.catalog import ALL_FEATURES, Feature
 from paynudge.errors import DataError
-from serving.decision_log import read_frame
+from serving.decision_log import read_frame, read_layouts
 
 DUCKDB_TYPES = {"int": "BIGINT", "float": "DOUBLE", "category": "VARCHAR", "bool": "BOOLEAN"}
 ZONE_MARGIN = pd.Timedelta(days=1)
@@ -62,9 +65,14 @@ def feature_struct(features: tuple[Feature, ...] = ALL_FEATURES) -> str:
 
 def parse_json_rows(rows: pd.Series, struct: str, what: str) -> pd.DataFrame:
     """JSON objects as a frame with the columns and DuckDB types of ``struct``."""
+    return _query_rows(rows, f"SELECT unnest(json_transform(row, '{struct}')) FROM raw", what)
+
+
+def _query_rows(rows: pd.Series, query: str, what: str) -> pd.DataFrame:
+    """``query`` over the table ``raw`` of the JSON texts ``rows`` (column ``row``), indexed as
+    ``rows``; DuckDB's errors as a :class:`DataError` naming ``what`` the rows are."""
     connection = duckdb.connect()
     connection.register("raw", pa.table({"row": pa.array(rows.to_numpy(), type=pa.string())}))
-    query = f"SELECT unnest(json_transform(row, '{struct}')) FROM raw"
     try:
         return connection.sql(query).df().set_index(rows.index)
     except duckdb.Error as error:
@@ -74,14 +82,62 @@ def parse_json_rows(rows: pd.Series, struct: str, what: str) -> pd.DataFrame:
 
 
 def parse_feature_rows(
-    rows: pd.Series, features: tuple[Feature, ...] = ALL_FEATURES
+    rows: pd.Series,
+    layout: pd.Series | None = None,
+    layouts: Mapping[int, Sequence[str]] | None = None,
+    features: tuple[Feature, ...] = ALL_FEATURES,
 ) -> pd.DataFrame:
-    """JSON feature rows as a typed frame (missing keys and nulls become missing values)."""
-    frame = parse_json_rows(rows, feature_struct(features), "feature row")
+    """JSON feature rows as a typed frame of ``features`` (missing columns and nulls become
+    missing values). ``layout`` gives each row's layout id among ``layouts`` (id -> column
+    names): such a row is a JSON array of those columns' values; a row without one is a JSON
+    object by name."""
+    layout = pd.Series(np.nan, index=rows.index) if layout is None else layout
+    known = layout.notna().to_numpy()
+    parts = []
+    if not known.all():
+        parts.append(_parse_objects(rows[~known], features))
+    for layout_id in pd.unique(layout[known]):
+        columns = (layouts or {}).get(int(layout_id))
+        if columns is None:
+            raise DataError(
+                f"decision log: feature layout {int(layout_id)} is not in feature_layouts"
+            )
+        mine = rows[known & (layout == layout_id).to_numpy()]
+        parts.append(_parse_arrays(mine, columns, features))
+    if not parts:
+        return _parse_objects(rows, features)
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts).reindex(rows.index)
     for feature in features:
         if feature.kind == "bool":
             frame[feature.name] = frame[feature.name].astype("boolean")
     return frame
+
+
+def _parse_objects(rows: pd.Series, features: tuple[Feature, ...]) -> pd.DataFrame:
+    return parse_json_rows(rows, feature_struct(features), "feature row")
+
+
+def _parse_arrays(
+    rows: pd.Series, columns: Sequence[str], features: tuple[Feature, ...]
+) -> pd.DataFrame:
+    """JSON arrays of the values of ``columns`` as typed ``features`` (read once as numbers
+    and once as text: each column takes the reading its catalogue kind needs)."""
+    position = {name: i + 1 for i, name in enumerate(columns)}
+    selected = []
+    for feature in features:
+        i = position.get(feature.name)
+        kind = DUCKDB_TYPES[feature.kind]
+        value = {
+            None: f"CAST(NULL AS {kind})",
+            "float": f"n[{i}]",
+            "int": f"CAST(n[{i}] AS BIGINT)",
+            "bool": f"n[{i}] = 1",
+            "category": f"s[{i}]",
+        }[feature.kind if i is not None else None]
+        selected.append(f'{value} AS "{feature.name}"')
+    numbers, texts = "json_transform(row, '[\"DOUBLE\"]')", "json_transform(row, '[\"VARCHAR\"]')"
+    query = f"SELECT {', '.join(selected)} FROM (SELECT {numbers} AS n, {texts} AS s FROM raw)"
+    return _query_rows(rows, query, "feature row")
 
 
 def _read(path: Path, query: str, params: tuple[object, ...]) -> pd.DataFrame:
@@ -158,9 +214,14 @@ def read_rows(path: Path, rowids: np.ndarray) -> pd.DataFrame:
         return read_frame(
             connection,
             "SELECT decision_id, decided_at, late_payment_probability, model_versions, request, "
-            "features FROM decisions JOIN wanted ON decisions.rowid = wanted.id "
+            "features, feature_layout FROM decisions JOIN wanted ON decisions.rowid = wanted.id "
             "ORDER BY decisions.rowid",
         )
+
+
+def _layouts(path: Path) -> dict[int, tuple[str, ...]]:
+    with sqlite3.connect(path) as connection:
+        return read_layouts(connection)
 
 
 def read_window(
@@ -187,7 +248,9 @@ def read_window(
     decisions = read_rows(path, rowids)
     versions = {json.loads(text).get(model) for text in decisions["model_versions"].unique()}
     return DecisionWindow(
-        features=parse_feature_rows(decisions["features"]),
+        features=parse_feature_rows(
+            decisions["features"], decisions["feature_layout"], _layouts(path)
+        ),
         probability=decisions["late_payment_probability"].to_numpy(dtype=float),
         label=outcome_labels(path, decisions, grace_days),
         decided_at=_utc(decisions["decided_at"]),

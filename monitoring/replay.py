@@ -20,11 +20,14 @@ import pandas as pd
 from features.catalog import ALL_FEATURES, names
 from features.datasets import data_end, late_payment_features
 from monitoring.reference import MonitoredModel
-from serving.decision_log import DecisionLog
+from serving.decision_log import DecisionLog, layout_id
+from serving.feature_rows import rows_of_frame, value_arrays_json
 
 SHADOW_STAGE = "pre_due"
 SHADOW_ACTION = "no_contact"
 SHADOW_POLICY = "shadow"
+SHADOW_COLUMNS = tuple(names(ALL_FEATURES))
+"""The layout of a shadow decision's feature row (a JSON array of these columns' values)."""
 SETTLED_TOLERANCE = 0.005
 """Payments settle an invoice once they add up to its amount within half a cent."""
 
@@ -92,7 +95,7 @@ def shadow_rows(
             "model_versions": json.dumps(model_versions),
             "policy_version": SHADOW_POLICY,
             "request": _iso_json(requests),
-            "features": _iso_json(rows[names(ALL_FEATURES)].reset_index(drop=True)),
+            "features": value_arrays_json(rows_of_frame(rows[list(SHADOW_COLUMNS)])),
         }
     )
 
@@ -120,10 +123,12 @@ def shadow_feedback(
 def write_shadow_log(
     path: Path, decisions: pd.DataFrame, feedback: pd.DataFrame | None = None
 ) -> Path:
-    """Append shadow decisions (and feedback) to the decision log at ``path``."""
-    DecisionLog(path)  # creates the file and both tables when new
+    """Append shadow decisions (and feedback) to the decision log at ``path`` (feature rows of
+    :data:`SHADOW_COLUMNS`)."""
+    DecisionLog(path)  # creates the file and its tables when new
     with sqlite3.connect(path) as connection:
-        decisions.to_sql("decisions", connection, if_exists="append", index=False, chunksize=50_000)
+        rows = decisions.assign(feature_layout=layout_id(connection, SHADOW_COLUMNS))
+        rows.to_sql("decisions", connection, if_exists="append", index=False, chunksize=50_000)
         if feedback is not None:
             feedback.to_sql("feedback", connection, if_exists="append", index=False)
     return path

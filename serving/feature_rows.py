@@ -11,7 +11,8 @@ its time. So the decision path keeps its rows as a plain ``dict`` of equally lon
 - plain numpy booleans (such as ``known``) stay booleans.
 
 :func:`feature_records` turns rows back into typed values (ints, booleans, None) for the
-decision log and the explanations, as the frame they came from would give.
+explanations, as the frame they came from would give; :func:`value_arrays_json` writes them for
+the decision log, a JSON array of values per row (the column names are kept once per layout).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from functools import lru_cache
 from operator import attrgetter
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from features.catalog import by_name
@@ -184,6 +186,17 @@ def feature_records(rows: Mapping[str, np.ndarray]) -> list[dict[str, object]]:
     for position, name in plan.others:
         out[:, position] = _plain(rows[name])
     return [dict(zip(order, values, strict=True)) for values in out.tolist()]
+
+
+def value_arrays_json(rows: Mapping[str, np.ndarray]) -> list[str]:
+    """One JSON array per row of its values in column order, as the decision log stores them:
+    float64 columns as JSON numbers (whole numbers as ``3.0``, flags as ``1.0``/``0.0``), NaN and
+    None as null, booleans as true/false, objects as they are. One numpy call turns every value
+    into a Python value (no typing per catalogue kind: the reader types by the catalogue)."""
+    if not rows:
+        return []
+    values = np.array(list(rows.values()), dtype=object)
+    return [orjson.dumps(row).decode() for row in values.T.tolist()]
 
 
 def rows_frame(rows: Mapping[str, np.ndarray]) -> pd.DataFrame:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import sqlite3
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from monitoring.decision_window import parse_feature_rows
 from paynudge.errors import DataError
 from reminder_policy.actions import ACTION_NAMES
 from reminder_policy.guardrails import apply_guardrails, violations
@@ -23,8 +26,8 @@ from serving.decision import (
     guardrail_inputs,
     score,
 )
-from serving.decision_log import DecisionLog
-from serving.feature_rows import row_count, rows_frame, take_rows
+from serving.decision_log import SCHEMA, DecisionLog
+from serving.feature_rows import feature_records, row_count, rows_frame, take_rows
 from serving.invoice_features import bill_features
 from serving.schemas import Decision, Feedback, trusted
 from serving.send_time import candidate_hours
@@ -231,13 +234,52 @@ def test_decision_log_and_idempotent_feedback(tmp_path, requests_: list, decided
     )
     logged = log.decisions()
     assert list(logged["decision_id"]) == [str(d.decision_id) for d in decided.decisions[:10]]
-    assert (logged["propensity"] > 0).all() and logged["features"].str.contains("amount").all()
+    assert (logged["propensity"] > 0).all()
+    assert log.layouts() == {1: tuple(decided.features)}  # the names, once
+    assert (logged["feature_layout"] == 1).all() and logged["features"].str.startswith("[").all()
     report = Feedback(decision_id=decided.decisions[0].decision_id, delivered=True, opened=True)
     assert log.append_feedback([report, report]) == (1, 1)
     assert log.append_feedback([report]) == (0, 1)
     paid = report.model_copy(update={"paid_amount": 12.5})
     assert log.append_feedback([paid]) == (1, 0)
     assert len(log.feedback()) == 2
+
+
+def _assert_rows_equal(parsed: pd.DataFrame, rows: dict[str, np.ndarray]) -> None:
+    """A typed frame read from the log holds the values of the decision path's feature rows."""
+    for name, values in rows.items():
+        got = parsed[name]
+        if values.dtype == object:
+            assert got.astype(object).where(got.notna(), None).tolist() == values.tolist(), name
+        else:
+            np.testing.assert_array_equal(got.to_numpy(float, na_value=np.nan), values, name)
+
+
+def test_logged_feature_rows_read_back_typed_also_beside_rows_logged_before_layouts(
+    tmp_path, requests_: list, decided
+) -> None:
+    path = tmp_path / "old.db"
+    layout_column = ",\n        feature_layout INTEGER REFERENCES feature_layouts (layout)"
+    assert layout_column in SCHEMA[0]
+    old_rows = take_rows(decided.features, np.arange(3))
+    with sqlite3.connect(path) as connection:  # a log of the format before layouts
+        connection.execute(SCHEMA[0].replace(layout_column, ""))
+        connection.executemany(
+            f"INSERT INTO decisions VALUES ({', '.join('?' * 19)})",
+            [(str(i), "2025-01-01", "2025-01-01", "c", "i", "due", "no_contact", 1.0, None,
+              0.5, 0.5, None, 0.0, "[]", 0, "{}", "p", "{}", json.dumps(record))
+             for i, record in enumerate(feature_records(old_rows))],
+        )  # fmt: skip
+    log = DecisionLog(path)  # adds the layout column and table
+    log.append_decisions(
+        requests_[3:8], decided.decisions[3:8], take_rows(decided.features, np.arange(3, 8))
+    )
+    logged = log.decisions()
+    assert logged["feature_layout"].isna().sum() == 3
+    parsed = parse_feature_rows(logged["features"], logged["feature_layout"], log.layouts())
+    _assert_rows_equal(parsed, take_rows(decided.features, np.arange(8)))
+    with pytest.raises(DataError, match="feature layout 1 is not in feature_layouts"):
+        parse_feature_rows(logged["features"], logged["feature_layout"], {})
 
 
 def test_models_read_feature_rows_as_they_read_the_same_rows_in_a_frame(

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from paynudge.errors import DataError
-from serving.feature_rows import feature_records, flags, rows_frame, rows_of_frame, take_rows
+from serving.feature_rows import (
+    feature_records,
+    flags,
+    rows_frame,
+    rows_of_frame,
+    take_rows,
+    value_arrays_json,
+)
 from serving.invoice_features import apply_overrides, override_value
 
 
@@ -49,6 +58,16 @@ def test_records_read_back_the_frames_values_with_none_for_missing(frame: pd.Dat
     assert records[1]["autopay"] is True and records[1]["plan"] == "basic"
     assert list(rows_frame(rows_of_frame(frame))["customer_id"]) == ["c1", "c2", "c3"]
     assert feature_records({}) == []
+
+
+def test_value_arrays_hold_each_rows_values_in_column_order(frame: pd.DataFrame) -> None:
+    rows = take_rows(rows_of_frame(frame), np.array([1, 0]))
+    texts = value_arrays_json(rows)
+    assert [json.loads(text) for text in texts] == [
+        ["c2", None, None, None, None, False],
+        ["c1", 3.0, 0.5, 1.0, "basic", True],
+    ]
+    assert value_arrays_json({}) == []
 
 
 @pytest.mark.parametrize(

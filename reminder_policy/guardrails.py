@@ -9,7 +9,7 @@ is always allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import TypeAlias
 
@@ -127,6 +127,21 @@ class GuardrailInputs:
             _check_array(name, getattr(self, name), (n,), "b")
         _check_zones(self.timezone, n)
 
+    @classmethod
+    def trusted(cls, **values: object) -> GuardrailInputs:
+        """Inputs built by a caller that guarantees what construction checks (the decision
+        path, from validated requests: every field given, times as int64 UTC ns, ``send_at``
+        and ``due_at`` never NaT, ``send_before`` not before ``send_at``, known zone names,
+        boolean flags of the right shapes, counts >= 0), unchecked: the checks cost more than
+        the rules for a single decision. Tests hold such inputs to the checks."""
+        if values.keys() != _FIELD_NAMES:
+            raise TypeError(f"GuardrailInputs.trusted needs exactly {sorted(_FIELD_NAMES)}")
+        inputs = object.__new__(cls)
+        for name, value in values.items():
+            object.__setattr__(inputs, name, value)
+        object.__setattr__(inputs, "_ns", {name: values[name] for name in _TIME_FIELDS})
+        return inputs
+
     def __len__(self) -> int:
         return len(self.send_at)
 
@@ -159,6 +174,9 @@ class GuardrailInputs:
             **{name: _frame_counts(frame, name) for name in _COUNT_FIELDS},
             **{name: _frame_flags(frame, name) for name in _FLAG_FIELDS},
         )
+
+
+_FIELD_NAMES = {f.name for f in fields(GuardrailInputs) if f.init}
 
 
 @dataclass(frozen=True, eq=False)

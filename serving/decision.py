@@ -218,7 +218,7 @@ def guardrail_inputs(
     dispute_open, paid = np.array(
         [(request.dispute_open, request.paid) for request in requests], dtype=bool
     ).T.copy()
-    return GuardrailInputs(
+    return GuardrailInputs.trusted(  # validated requests: see DecisionRequest
         send_at=now,
         timezone=zones,
         due_at=due_at,

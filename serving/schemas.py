@@ -132,6 +132,8 @@ class DecisionRequest(_Strict):
     def _dates_in_order(self) -> Self:
         if self.due_date < self.issue_date:
             raise ValueError(f"due_date {self.due_date} is before issue_date {self.issue_date}")
+        if self.send_before is not None and self.send_before < self.now:
+            raise ValueError(f"send_before {self.send_before} is before now {self.now}")
         return self
 
 

@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from monitoring.decision_window import parse_feature_rows
 from paynudge.errors import DataError
 from reminder_policy.actions import ACTION_NAMES
-from reminder_policy.guardrails import apply_guardrails, violations
+from reminder_policy.guardrails import GuardrailInputs, apply_guardrails, violations
 from serving.decision import (
     Components,
     decide,
@@ -29,7 +30,7 @@ from serving.decision import (
 from serving.decision_log import SCHEMA, DecisionLog
 from serving.feature_rows import feature_records, row_count, rows_frame, take_rows
 from serving.invoice_features import bill_features
-from serving.schemas import Decision, Feedback, trusted
+from serving.schemas import Decision, DecisionRequest, Feedback, trusted
 from serving.send_time import candidate_hours
 
 
@@ -68,7 +69,11 @@ def test_every_chosen_action_is_allowed_and_breaks_no_rule(
     zones = np.array([r.timezone for r in requests_], dtype=object)
     due_at = due_ends([r.due_date for r in requests_], zones)
     inputs = guardrail_inputs(requests_, decided.features, zones, due_at)
+    checked = dataclasses.replace(inputs)  # built unchecked: the checks pass on them
+    for name in ("send_at", "due_at", "promise_until", "send_before"):
+        np.testing.assert_array_equal(checked.instants(name), inputs.instants(name))
     allowed = apply_guardrails(inputs, settings).allowed
+    np.testing.assert_array_equal(apply_guardrails(checked, settings).allowed, allowed)
     action = np.array([ACTION_NAMES.index(d.action) for d in decided.decisions])
     assert allowed[np.arange(len(action)), action].all()
     send_at = pd.DatetimeIndex(
@@ -77,6 +82,16 @@ def test_every_chosen_action_is_allowed_and_breaks_no_rule(
     assert all(not broken for broken in violations(inputs, action, send_at, settings))
     paid = np.array([r.paid for r in requests_])
     assert (action[paid] == 0).all()
+
+
+def test_requests_past_their_deadline_are_refused_and_trusted_inputs_need_every_field(
+    requests_: list,
+) -> None:
+    late = requests_[0].model_dump() | {"send_before": requests_[0].now - pd.Timedelta(hours=1)}
+    with pytest.raises(ValidationError, match=r"send_before .* is before now"):
+        DecisionRequest.model_validate(late)
+    with pytest.raises(TypeError, match="needs exactly"):
+        GuardrailInputs.trusted(send_at=np.zeros(1, dtype=np.int64))
 
 
 def test_send_time_is_an_allowed_local_hour_not_before_now(

@@ -39,8 +39,8 @@ def instant_ns(value: datetime | None) -> int:
         return NAT
     if isinstance(value, pd.Timestamp):
         return (value if value.tz else value.tz_localize("UTC")).as_unit("ns").value
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+    if value.tzinfo is not None:  # aware minus aware is the UTC difference
+        return _nanoseconds(value - _EPOCH_UTC)
     return _nanoseconds(value - _EPOCH)
 
 

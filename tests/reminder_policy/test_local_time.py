@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from paynudge.errors import DataError
-from reminder_policy.local_time import NAT, to_local, wall_clock_instants
+from reminder_policy.local_time import NAT, instant_ns, to_local, wall_clock_instants
 
 ZONES = (
     "Europe/Amsterdam",  # DST at 02:00/03:00 local
@@ -87,3 +89,15 @@ def test_a_missing_zone_is_refused_with_its_row() -> None:
     zones = np.array(["UTC", "Asia/Tokyo", None], dtype=object)
     with pytest.raises(DataError, match="expected an IANA zone name, row 2 has"):
         to_local(np.zeros(3, np.int64), zones)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_instants_of_aware_naive_and_pandas_times_are_their_utc_nanoseconds(zone: str) -> None:
+    utc = pd.DatetimeIndex(instants(5, 300) // 1000 * 1000, tz="UTC")  # datetimes hold us
+    for stamp in utc.tz_convert(zone):
+        expected = stamp.value
+        assert instant_ns(stamp) == expected
+        assert instant_ns(stamp.to_pydatetime()) == expected  # pytz, zoneinfo or fixed tzinfo
+        assert instant_ns(stamp.tz_convert("UTC").tz_localize(None).to_pydatetime()) == expected
+        assert instant_ns(stamp.to_pydatetime().astimezone(ZoneInfo(zone))) == expected
+    assert instant_ns(None) == NAT

@@ -93,20 +93,17 @@ def parse_feature_rows(
     object by name."""
     layout = pd.Series(np.nan, index=rows.index) if layout is None else layout
     known = layout.notna().to_numpy()
-    parts = []
-    if not known.all():
-        parts.append(_parse_objects(rows[~known], features))
+    frames = []
     for layout_id in pd.unique(layout[known]):
         columns = (layouts or {}).get(int(layout_id))
         if columns is None:
             raise DataError(
                 f"decision log: feature layout {int(layout_id)} is not in feature_layouts"
             )
-        mine = rows[known & (layout == layout_id).to_numpy()]
-        parts.append(_parse_arrays(mine, columns, features))
-    if not parts:
-        return _parse_objects(rows, features)
-    frame = parts[0] if len(parts) == 1 else pd.concat(parts).reindex(rows.index)
+        frames.append(_parse_arrays(rows[(layout == layout_id).to_numpy()], columns, features))
+    if not known.all() or not frames:  # rows of logs before layouts (or no rows at all)
+        frames.append(_parse_objects(rows[~known], features))
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames).reindex(rows.index)
     for feature in features:
         if feature.kind == "bool":
             frame[feature.name] = frame[feature.name].astype("boolean")

@@ -178,18 +178,11 @@ class DecisionLog:
             for i, (request, decision) in enumerate(zip(requests, decisions, strict=True))
         ]  # fmt: skip
         with self._connect() as connection:
-            layout = self._layout(connection, names)
+            layout = self._layouts.get(names) or layout_id(connection, names)  # ids start at 1
             connection.executemany(
                 f"INSERT INTO decisions VALUES ({', '.join('?' * 19)}, {layout})", rows
             )
         self._layouts[names] = layout  # remembered once committed
-
-    def _layout(self, connection: sqlite3.Connection, names: tuple[str, ...]) -> int:
-        """The id of the layout of columns ``names`` (added to the log if new)."""
-        known = self._layouts.get(names)
-        if known is not None:
-            return known
-        return layout_id(connection, names)
 
     def append_feedback(self, feedback: Sequence[Feedback]) -> tuple[int, int]:
         """Log the reports not logged yet; return (appended, duplicates)."""

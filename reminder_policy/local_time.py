@@ -159,20 +159,26 @@ def _local(utc, transitions, offsets):  # type: ignore[no-untyped-def]
 def _instants(wall, transitions, offsets, out):  # type: ignore[no-untyped-def]
     """Rows of ``out``: earliest, latest and gap end of each wall-clock time (NaT in -> NaT)."""
     for i in range(wall.size):
-        t = wall[i]
-        out[0, i] = out[1, i] = out[2, i] = NAT
-        if t == NAT:
-            continue
-        before = t - offsets[np.searchsorted(transitions, t - DAY_NS, side="right") - 1]
-        after = t - offsets[np.searchsorted(transitions, t + DAY_NS, side="right") - 1]
-        start = np.searchsorted(transitions, before, side="right") - 1
-        before_ok = offsets[start] == t - before
-        after_ok = offsets[np.searchsorted(transitions, after, side="right") - 1] == t - after
-        if before_ok and after_ok:
-            out[0, i], out[1, i] = min(before, after), max(before, after)
-        elif before_ok:
-            out[0, i] = out[1, i] = before
-        elif after_ok:
-            out[0, i] = out[1, i] = after
-        else:  # skipped: the gap ends where the offset in force just before it ended
-            out[2, i] = transitions[start]
+        out[0, i], out[1, i], out[2, i] = wall_instants(wall[i], transitions, offsets)
+
+
+@njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def wall_instants(t, transitions, offsets):  # type: ignore[no-untyped-def]
+    """(earliest, latest, gap end) of the wall-clock time ``t`` (ns) in the zone of
+    ``transitions``/``offsets`` (see :class:`WallClockInstants`; NaT in -> NaT out), for
+    compiled callers: the offsets in force a day before and a day after are the only
+    candidates, each kept if it maps back to ``t``."""
+    if t == NAT:
+        return NAT, NAT, NAT
+    before = t - offsets[np.searchsorted(transitions, t - DAY_NS, side="right") - 1]
+    after = t - offsets[np.searchsorted(transitions, t + DAY_NS, side="right") - 1]
+    start = np.searchsorted(transitions, before, side="right") - 1
+    before_ok = offsets[start] == t - before
+    after_ok = offsets[np.searchsorted(transitions, after, side="right") - 1] == t - after
+    if before_ok and after_ok:
+        return min(before, after), max(before, after), NAT
+    if before_ok:
+        return before, before, NAT
+    if after_ok:
+        return after, after, NAT
+    return NAT, NAT, transitions[start]  # skipped: the gap ends where the offset before ended

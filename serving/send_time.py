@@ -18,9 +18,10 @@ from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from features.labels import OBSERVED_OPEN_CHANNELS
-from reminder_policy.local_time import DAY_NS, NAT, aware_local, wall_clock_instants
+from reminder_policy.local_time import DAY_NS, NAT, aware_local, wall_instants, zone_rows
 from serving.feature_rows import FeatureRows
 from training.model import CalibratedLightGBM
 
@@ -53,13 +54,115 @@ def candidate_hours(send_hours: tuple[int, int], quiet_hours: tuple[int, int]) -
     return allowed
 
 
-def _to_utc(wall: np.ndarray, zones: np.ndarray) -> np.ndarray:
-    """UTC ns of local wall-clock times (n, k); NaT-as-int for times a DST change skips or
-    repeats (never at reminder hours in practice; such candidates are simply dropped)."""
-    k = wall.shape[1]
-    found = wall_clock_instants(wall.reshape(-1), np.repeat(zones, k))
-    utc = np.where(found.ambiguous, NAT, found.earliest)
-    return utc.reshape(wall.shape)
+@dataclass(frozen=True)
+class CandidateGrid:
+    """The candidate send times of messages: column 0 the earliest allowed time, column
+    ``1 + j`` whole hour ``hours[j]`` of its local day."""
+
+    utc: np.ndarray
+    """(m, 1 + len(hours)) UTC ns; NaT where the hour is skipped or repeated that day."""
+    valid: np.ndarray
+    """(m, 1 + len(hours)) which candidates compete (see the module docstring)."""
+    hours: np.ndarray
+    """The local hour of each valid candidate, row by row (what the model rates)."""
+    segments: np.ndarray
+    """Valid candidates ``segments[i]:segments[i + 1]`` are message ``i``'s."""
+
+
+def candidate_grid(
+    earliest: np.ndarray,
+    earliest_local: np.ndarray,
+    send_before: np.ndarray,
+    zones: np.ndarray,
+    hours: np.ndarray,
+) -> CandidateGrid:
+    """The candidates of messages whose earliest allowed times are ``earliest`` (UTC ns) and
+    ``earliest_local`` (local wall-clock ns in each row's zone), ``send_before`` their deadlines
+    (NAT: none), ``hours`` the allowed local hours. Each zone's rows go through one compiled
+    loop, then every row through another: a message's few dozen candidates cost less than
+    the numpy calls that would build them."""
+    day = earliest_local // DAY_NS * DAY_NS
+    hour_utc = np.empty((len(day), len(hours)), dtype=np.int64)
+    for table, rows in zone_rows(zones):
+        if isinstance(rows, slice):  # one zone: written in place
+            _hour_instants(day, hours, table.transitions, table.offsets, hour_utc)
+        else:
+            part = np.empty((len(rows), len(hours)), dtype=np.int64)
+            _hour_instants(day[rows], hours, table.transitions, table.offsets, part)
+            hour_utc[rows] = part
+    is_send_hour = np.zeros(24, dtype=np.bool_)
+    is_send_hour[hours] = True
+    return CandidateGrid(
+        *_candidates(earliest, earliest_local, send_before, hour_utc, hours, is_send_hour)
+    )
+
+
+@njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _hour_instants(day, hours, transitions, offsets, out):  # type: ignore[no-untyped-def]
+    """``out[i, j]``: the UTC ns of local time ``day[i] + hours[j]``, NaT if that wall-clock
+    time is skipped or repeated (never at reminder hours in practice; dropped)."""
+    for i in range(day.size):
+        for j in range(hours.size):
+            earliest, latest, _ = wall_instants(
+                day[i] + hours[j] * NS_PER_HOUR, transitions, offsets
+            )
+            out[i, j] = earliest if earliest == latest else NAT
+
+
+@njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _candidates(earliest, local, deadline, hour_utc, hours, is_send_hour):  # type: ignore[no-untyped-def]
+    """The fields of :class:`CandidateGrid`. A whole hour is valid when it exists once, is not
+    before the earliest time and not after the deadline; the earliest time is valid when it
+    is in a send hour itself, or when no whole hour is left."""
+    m, k = hour_utc.shape
+    utc = np.empty((m, k + 1), dtype=np.int64)
+    valid = np.zeros((m, k + 1), dtype=np.bool_)
+    first_hours = np.empty(m, dtype=np.int64)
+    segments = np.zeros(m + 1, dtype=np.int64)
+    for i in range(m):
+        first = earliest[i]
+        utc[i, 0] = first
+        hour_left = False
+        for j in range(k):
+            t = hour_utc[i, j]
+            utc[i, j + 1] = t
+            ok = t != NAT and t >= first and (deadline[i] == NAT or t <= deadline[i])
+            valid[i, j + 1] = ok
+            hour_left |= ok
+        first_hours[i] = (local[i] - local[i] // DAY_NS * DAY_NS) // NS_PER_HOUR
+        valid[i, 0] = is_send_hour[first_hours[i]] or not hour_left
+        segments[i + 1] = segments[i] + valid[i].sum()
+    rated_hours = np.empty(segments[m], dtype=np.float64)
+    at = 0
+    for i in range(m):
+        for j in range(k + 1):
+            if valid[i, j]:
+                rated_hours[at] = first_hours[i] if j == 0 else hours[j - 1]
+                at += 1
+    return utc, valid, rated_hours, segments
+
+
+@njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _best(utc, valid, local, hours, probabilities):  # type: ignore[no-untyped-def]
+    """Per message, the first best-rated valid candidate: its UTC ns, local wall-clock ns and
+    probability (``probabilities`` of the valid candidates, row by row)."""
+    m, columns = valid.shape
+    send_at = np.empty(m, dtype=np.int64)
+    send_at_local = np.empty(m, dtype=np.int64)
+    best_probability = np.empty(m, dtype=np.float64)
+    at = 0
+    for i in range(m):
+        best = -1
+        for j in range(columns):
+            if valid[i, j]:
+                if best < 0 or probabilities[at] > best_probability[i]:
+                    best = j
+                    best_probability[i] = probabilities[at]
+                at += 1
+        send_at[i] = utc[i, best]
+        day = local[i] // DAY_NS * DAY_NS
+        send_at_local[i] = local[i] if best == 0 else day + hours[best - 1] * NS_PER_HOUR
+    return send_at, send_at_local, best_probability
 
 
 def plan_send_times(
@@ -79,54 +182,27 @@ def plan_send_times(
     ns in each row's zone. ``source``, another model and its feature matrix of
     ``features``, lends the columns the send-time model reads alike
     (:meth:`CalibratedLightGBM.feature_matrix_from`)."""
-    n = len(earliest)
     send_at, send_at_local = earliest.copy(), earliest_local.copy()
-    probability = np.full(n, np.nan)
-    observed = [channel in _OBSERVED for channel in message["channel"].tolist()]
-    rows = np.flatnonzero(observed)
+    probability = np.full(len(earliest), np.nan)
+    rows = np.flatnonzero([channel in _OBSERVED for channel in message["channel"].tolist()])
     if rows.size == 0:
         return SendPlan(send_at, send_at_local, probability)
-    first = earliest[rows]
     local = earliest_local[rows]
-    day = local // DAY_NS * DAY_NS
-    utc = np.empty((rows.size, len(hours) + 1), dtype=np.int64)
-    utc[:, 0] = first
-    walls = day[:, None] + hours[None, :] * NS_PER_HOUR
-    utc[:, 1:] = _to_utc(walls, zones[rows])
-    first_hour = (local - day) // NS_PER_HOUR
-    deadline = send_before[rows]
-    valid = (utc >= first[:, None]) & (utc != NAT)
-    valid &= (deadline == NAT)[:, None] | (utc <= deadline[:, None])
-    hour_ok = valid[:, 1:].any(axis=1)
-    # The earliest time competes when it is a send hour itself, or when no whole hour is left.
-    is_send_hour = np.zeros(24, dtype=bool)
-    is_send_hour[hours] = True
-    valid[:, 0] = is_send_hour[first_hour] | ~hour_ok
-    # Only valid candidates are scored (earlier hours of the day are the most common misses).
+    grid = candidate_grid(earliest[rows], local, send_before[rows], zones[rows], hours)
     # Candidates of a message differ only in the hour: each message's row is built once and
     # the model walks it once per tree, splitting its candidates where a tree splits on hours.
-    message_of, candidate_of = np.nonzero(valid)
-    unset = np.zeros(n)
+    unset = np.zeros(len(earliest))
     base = {**features, "send_hour": unset, "send_weekday": unset}
     base.update({column: message[column] for column in _MESSAGE_COLUMNS})
     if source is None:
         matrix = model.feature_matrix(base)[rows]
     else:
         matrix = model.feature_matrix_from(*source, base)[rows]
-    matrix[:, model.feature_index("send_weekday")] = weekday(day)
-    hour_of = np.concatenate([[0], hours])[candidate_of]
-    candidate_hour = np.where(candidate_of == 0, first_hour[message_of], hour_of)
-    segments = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
-    scores = np.full(utc.shape, -np.inf)
-    scores[message_of, candidate_of] = model.candidate_probabilities(
-        matrix, "send_hour", candidate_hour, segments
+    matrix[:, model.feature_index("send_weekday")] = weekday(local // DAY_NS * DAY_NS)
+    rated = model.candidate_probabilities(matrix, "send_hour", grid.hours, grid.segments)
+    send_at[rows], send_at_local[rows], probability[rows] = _best(
+        grid.utc, grid.valid, local, hours, rated
     )
-    best = np.argmax(scores, axis=1)
-    picked = np.arange(rows.size)
-    send_at[rows] = utc[picked, best]
-    # A valid hour's wall-clock time maps to one instant (skipped and repeated ones are dropped).
-    send_at_local[rows] = np.where(best == 0, local, walls[picked, best - 1])
-    probability[rows] = scores[picked, best]
     return SendPlan(send_at, send_at_local, probability)
 
 

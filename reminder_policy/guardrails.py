@@ -15,12 +15,22 @@ from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from paynudge.config import GuardrailSettings
 from paynudge.errors import DataError
 from paynudge.vocabulary import CHANNELS, OFFERS, TONES, consent_column, opt_out_column
 from reminder_policy.actions import ACTION_CHANNEL, ACTION_OFFER, ACTION_TONE, N_ACTIONS
-from reminder_policy.local_time import NAT, to_local, wall_clock_instants, zone_table
+from reminder_policy.local_time import (
+    DAY_NS,
+    HOUR_NS,
+    NAT,
+    local_wall,
+    to_local,
+    wall_instants,
+    zone_rows,
+    zone_table,
+)
 
 REASON_CODES: tuple[str, ...] = (
     "no_consent",
@@ -211,10 +221,8 @@ class GuardrailResult:
 
 def apply_guardrails(inputs: GuardrailInputs, settings: GuardrailSettings) -> GuardrailResult:
     """The allowed actions of each decision after every rule, with its send time and reasons."""
-    send_at, dropped, send_local = _send_times(inputs, settings.quiet_hours)
+    send_at, dropped, send_local, before_due_date = _send_times(inputs, settings.quiet_hours)
     due_at, promise_until = inputs._ns["due_at"], inputs._ns["promise_until"]
-    due_local_date = _local_date(inputs, due_at - 1)
-    before_due_date = send_local.view("datetime64[ns]").astype("datetime64[D]") < due_local_date
     rows = {  # the decisions each row-level rule applies to (it forbids _RULE_ACTIONS there)
         "quiet_hours": dropped,
         "call_cap": inputs.calls_7d >= settings.max_calls_per_invoice_7d,
@@ -289,40 +297,54 @@ def violations(
 
 def _send_times(
     inputs: GuardrailInputs, quiet_hours: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Send times (UTC ns) moved to the next local opening hour when in quiet hours, the rows
     whose moved time would pass their ``send_before`` deadline (those keep the proposed time),
-    and the send times' local wall-clock times (ns)."""
+    the send times' local wall-clock times (ns), and whether each is on a local date before
+    the due date. Each zone's rows go through one compiled loop (:func:`_clock_rows`)."""
     start, end = quiet_hours
-    proposed = inputs._ns["send_at"]
-    local = _wall_clock(inputs, proposed)
-    day = local.astype("datetime64[D]")
-    hour = (local - day) // np.timedelta64(1, "h")
-    quiet = (hour >= start) | (hour < end) if start > end else (hour >= start) & (hour < end)
-    opening = (day + np.timedelta64(end, "h")).astype("datetime64[ns]")
-    opening = np.where(opening <= local, opening + np.timedelta64(1, "D"), opening)
-    moved = proposed.copy()
-    rows = np.flatnonzero(quiet)
-    if rows.size:
-        moved[rows] = _utc_of_wall_clock(
-            opening[rows].astype(np.int64), inputs.timezone[rows], not_before=proposed[rows]
-        )
-    dropped = quiet & _after(moved, inputs._ns["send_before"])
-    send_at = np.where(dropped, proposed, moved)
-    wall = local.view(np.int64)  # of the proposed times: converted anew where they moved
-    shifted = np.flatnonzero(quiet & ~dropped)
-    if shifted.size:
-        wall[shifted] = to_local(send_at[shifted], inputs.timezone[shifted])
-    return send_at, dropped, wall
+    times = (inputs._ns["send_at"], inputs._ns["send_before"], inputs._ns["due_at"])
+    n = len(times[0])
+    found = (np.empty(n, np.int64), np.empty(n, bool), np.empty(n, np.int64), np.empty(n, bool))
+    for table, rows in zone_rows(inputs.timezone):
+        part = _clock_rows(*(t[rows] for t in times), table.transitions, table.offsets, start, end)
+        for out, values in zip(found, part, strict=True):
+            out[rows] = values
+    return found
 
 
-def _utc_of_wall_clock(wall: np.ndarray, zones: np.ndarray, not_before: np.ndarray) -> np.ndarray:
-    """UTC nanoseconds of local wall-clock times: a repeated time is its earliest occurrence
-    not before ``not_before``, a time skipped by a DST gap the end of the gap (half-hour gaps
-    included, where pandas' ``nonexistent="shift_forward"`` lands late: pandas#40915)."""
-    found = wall_clock_instants(wall, zones)
-    utc = np.where(found.earliest >= not_before, found.earliest, found.latest)
-    return np.where(found.earliest == NAT, found.gap_end, utc)
+@njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def _clock_rows(proposed, send_before, due_at, transitions, offsets, start, end):  # type: ignore[no-untyped-def]
+    """:func:`_send_times` of rows in one zone. A quiet time moves to the next opening hour
+    (``end``): a repeated opening to its earliest occurrence not before the proposed time, one
+    skipped by a DST gap to the end of the gap (half-hour gaps included, where pandas'
+    ``nonexistent="shift_forward"`` lands late: pandas#40915)."""
+    n = proposed.size
+    send_at = proposed.copy()
+    dropped = np.zeros(n, dtype=np.bool_)
+    wall = np.empty(n, dtype=np.int64)
+    before_due_date = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        local = local_wall(proposed[i], transitions, offsets)
+        wall[i] = local
+        day = local // DAY_NS * DAY_NS
+        hour = (local - day) // HOUR_NS
+        quiet = (hour >= start or hour < end) if start > end else (start <= hour < end)
+        if quiet:
+            opening = day + end * HOUR_NS
+            if opening <= local:
+                opening += DAY_NS
+            earliest, latest, gap_end = wall_instants(opening, transitions, offsets)
+            moved = latest if earliest < proposed[i] else earliest
+            if earliest == NAT:
+                moved = gap_end
+            dropped[i] = send_before[i] != NAT and moved > send_before[i]
+            if not dropped[i]:
+                send_at[i] = moved
+                wall[i] = local_wall(moved, transitions, offsets)
+        due_day = local_wall(due_at[i] - 1, transitions, offsets) // DAY_NS
+        before_due_date[i] = wall[i] // DAY_NS < due_day
+    return send_at, dropped, wall, before_due_date
 
 
 def _wall_clock(inputs: GuardrailInputs, times: np.ndarray) -> np.ndarray:

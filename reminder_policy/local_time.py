@@ -28,6 +28,7 @@ from paynudge.errors import DataError
 NAT = np.iinfo(np.int64).min
 """NaT as pandas stores it in int64."""
 DAY_NS = 86_400 * 10**9
+HOUR_NS = 3_600 * 10**9
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -149,10 +150,17 @@ def wall_clock_instants(wall: np.ndarray, zones: np.ndarray) -> WallClockInstant
 def _local(utc, transitions, offsets):  # type: ignore[no-untyped-def]
     out = np.empty_like(utc)
     for i in range(utc.size):
-        t = utc[i]
-        at = np.searchsorted(transitions, t, side="right") - 1
-        out[i] = NAT if t == NAT else t + offsets[at]
+        out[i] = local_wall(utc[i], transitions, offsets)
     return out
+
+
+@njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+def local_wall(t, transitions, offsets):  # type: ignore[no-untyped-def]
+    """The local wall-clock time (ns) of the UTC instant ``t`` in the zone of
+    ``transitions``/``offsets`` (NaT in -> NaT out), for compiled callers."""
+    if t == NAT:
+        return NAT
+    return t + offsets[np.searchsorted(transitions, t, side="right") - 1]
 
 
 @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]

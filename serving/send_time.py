@@ -21,11 +21,10 @@ import numpy as np
 from numba import njit
 
 from features.labels import OBSERVED_OPEN_CHANNELS
-from reminder_policy.local_time import DAY_NS, NAT, aware_local, wall_instants, zone_rows
+from reminder_policy.local_time import DAY_NS, HOUR_NS, NAT, aware_local, wall_instants, zone_rows
 from serving.feature_rows import FeatureRows
 from training.model import CalibratedLightGBM
 
-NS_PER_HOUR = 3_600 * 10**9
 _OBSERVED = frozenset(OBSERVED_OPEN_CHANNELS)
 _MESSAGE_COLUMNS = ("channel", "tone", "offer", "stage")
 
@@ -103,9 +102,7 @@ def _hour_instants(day, hours, transitions, offsets, out):  # type: ignore[no-un
     time is skipped or repeated (never at reminder hours in practice; dropped)."""
     for i in range(day.size):
         for j in range(hours.size):
-            earliest, latest, _ = wall_instants(
-                day[i] + hours[j] * NS_PER_HOUR, transitions, offsets
-            )
+            earliest, latest, _ = wall_instants(day[i] + hours[j] * HOUR_NS, transitions, offsets)
             out[i, j] = earliest if earliest == latest else NAT
 
 
@@ -129,7 +126,7 @@ def _candidates(earliest, local, deadline, hour_utc, hours, is_send_hour):  # ty
             ok = t != NAT and t >= first and (deadline[i] == NAT or t <= deadline[i])
             valid[i, j + 1] = ok
             hour_left |= ok
-        first_hours[i] = (local[i] - local[i] // DAY_NS * DAY_NS) // NS_PER_HOUR
+        first_hours[i] = (local[i] - local[i] // DAY_NS * DAY_NS) // HOUR_NS
         valid[i, 0] = is_send_hour[first_hours[i]] or not hour_left
         segments[i + 1] = segments[i] + valid[i].sum()
     rated_hours = np.empty(segments[m], dtype=np.float64)
@@ -161,7 +158,7 @@ def _best(utc, valid, local, hours, probabilities):  # type: ignore[no-untyped-d
                 at += 1
         send_at[i] = utc[i, best]
         day = local[i] // DAY_NS * DAY_NS
-        send_at_local[i] = local[i] if best == 0 else day + hours[best - 1] * NS_PER_HOUR
+        send_at_local[i] = local[i] if best == 0 else day + hours[best - 1] * HOUR_NS
     return send_at, send_at_local, best_probability
 
 

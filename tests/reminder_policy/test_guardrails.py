@@ -360,6 +360,9 @@ def test_spring_forward_night_is_an_hour_shorter_in_utc() -> None:
         ("America/New_York", "2024-03-10 01:30", "2024-03-10 03:00"),  # 02:00 never happens
         ("Australia/Lord_Howe", "2024-10-06 01:59", "2024-10-06 02:30"),  # half-hour gap
         ("Europe/Amsterdam", "2024-10-27 01:30", "2024-10-27 02:00+02:00"),  # first of two
+        # Two hours repeated (03:00 back to 01:00): at 01:30 the second time, the opening's
+        # first instant has passed; its second is the first not before the proposed time.
+        ("Antarctica/Troll", "2024-10-27 01:30+00:00", "2024-10-27 02:00+00:00"),
     ],
 )
 def test_an_opening_hour_changed_by_dst_moves_to_its_first_instant(

@@ -148,7 +148,8 @@ def report(
     print(f"echo alone             p50 {p(alone, 50):7.2f} ms  p99 {p(alone, 99):7.2f} ms")
     print(f"echo (HTTP floor)      p50 {p(echo, 50):7.2f} ms  p99 {p(echo, 99):7.2f} ms"
           "  (in turn with /decide x1)")  # fmt: skip
-    print(f"/decide x1             p50 {p(single, 50):7.2f} ms  p99 {p(single, 99):7.2f} ms")
+    print(f"/decide x1             p50 {p(single, 50):7.2f} ms  p99 {p(single, 99):7.2f} ms"
+          f"  max {single.max():7.2f} ms")  # fmt: skip
     print(f"/decide x1000          p50 {p(batched, 50):7.2f} ms  "
           f"({1000 / p(batched, 50) * 1000:,.0f} decisions/s)")  # fmt: skip
     print(f"/decide x1000 explain  p50 {p(explained, 50):7.2f} ms  "

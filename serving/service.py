@@ -10,6 +10,7 @@ service refuses to start unless ``PAYNUDGE_DEV_MODE=1``. Start it with
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import threading
@@ -93,6 +94,18 @@ class BearerAuth:
         await response(scope, receive, send)
 
 
+def settle_heap() -> None:
+    """Collect the garbage, then exempt every object alive now from the cyclic collector.
+
+    Loading the models, the policy, MLflow and Feast leaves ~500,000 long-lived objects; a full
+    collection walks them all (~0.3 s on our machines) and stalls every request in flight. Frozen
+    (``gc.freeze``), they are skipped, as Instagram does for its web servers. Earlier frozen
+    objects are released first, so what a reload drops is collected and not kept for ever."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def metadata_of(components: Components) -> Metadata:
     return Metadata(
         alias=components.alias,
@@ -123,6 +136,7 @@ class PayNudgeDecisions:
         self.components = load_components(self.settings)
         self.log = DecisionLog(default_log_path(self.settings))
         self._reload_lock = threading.Lock()
+        settle_heap()
 
     def __is_ready__(self) -> bool:
         return self.components is not None
@@ -168,6 +182,7 @@ class PayNudgeDecisions:
             except PayNudgeError as error:
                 raise InvalidArgument(str(error)) from None
             self.components = components
+            settle_heap()  # requests still on the old set keep it frozen until the next reload
         return metadata_of(components)
 
     @bentoml.api(route="/echo", input_spec=EchoInput)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,7 @@ from paynudge.errors import ConfigError
 from serving.client import DecisionClient, ServiceError
 from serving.decision_log import DecisionLog, default_log_path
 from serving.schemas import Decision, Feedback
-from serving.service import DEV_MODE_ENV, required_token
+from serving.service import DEV_MODE_ENV, required_token, settle_heap
 
 TOKEN = "test-token-0123456789"
 START_TIMEOUT_SECONDS = 180
@@ -245,6 +247,28 @@ def test_reload_swaps_in_a_newly_promoted_model(
     with pytest.raises(ServiceError, match="400"):
         client.reload("no_such_alias")
     assert client.metadata().models["late_payment"] == f"late_payment/{version}"
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.cycle = self
+
+
+def test_settled_objects_are_frozen_and_released_by_the_next_settle() -> None:
+    """The service freezes what it loads (no full collection walks it); what a reload drops,
+    cycles included, is collected by the next settle, not kept frozen for ever."""
+    dropped = _Node()
+    alive = weakref.ref(dropped)
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        del dropped
+        gc.collect()
+        assert alive() is not None  # frozen: the collector skips it
+        settle_heap()
+        assert alive() is None
+    finally:
+        gc.unfreeze()
 
 
 def test_no_token_refuses_to_start_unless_dev_mode(monkeypatch: pytest.MonkeyPatch) -> None:

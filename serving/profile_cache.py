@@ -90,10 +90,12 @@ class ProfileCache:
 
     def _block(self, ids: list[str]) -> RowBlock:
         """The cached rows of ``ids`` as one block, in order (each chunk indexed once)."""
-        located = np.array([self._where[i][:2] for i in ids], dtype=np.int64).reshape(-1, 2)
+        where = [self._where[i] for i in ids]
+        if len({chunk for chunk, _, _ in where}) == 1:  # the common case: one chunk
+            rows = np.fromiter((row for _, row, _ in where), dtype=np.int64, count=len(where))
+            return self._chunks[where[0][0]].select(rows)
+        located = np.array([entry[:2] for entry in where], dtype=np.int64).reshape(-1, 2)
         chunks = located[:, 0]
-        if (chunks == chunks[0]).all():
-            return self._chunks[int(chunks[0])].select(located[:, 1])
         parts, order = [], []
         for chunk in np.unique(chunks):
             selected = np.flatnonzero(chunks == chunk)

@@ -18,9 +18,10 @@ from collections import Counter
 
 import bentoml
 from bentoml.exceptions import InvalidArgument
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -106,6 +107,13 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def json_response(model: BaseModel) -> Response:
+    """``model`` as the API's JSON response, serialised once in the handler's thread. Given the
+    model, BentoML serialises it twice (``model_dump``, to test for text, then
+    ``model_dump_json``), on the event loop: 3.5 ms of a 1,000-decision response."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 def metadata_of(components: Components) -> Metadata:
     return Metadata(
         alias=components.alias,
@@ -141,10 +149,10 @@ class PayNudgeDecisions:
     def __is_ready__(self) -> bool:
         return self.components is not None
 
-    @bentoml.api(route="/decide", input_spec=DecideInput)
+    @bentoml.api(route="/decide", input_spec=DecideInput, output_spec=DecideOutput)
     def decide(
         self, requests: list[DecisionRequest], explain: bool = False, seed: int | None = None
-    ) -> DecideOutput:
+    ) -> Response:
         """One decision per request, in order; each is logged with its propensity."""
         components = self.components  # one consistent set for the whole batch
         try:
@@ -156,24 +164,25 @@ class PayNudgeDecisions:
         for action, count in actions.items():  # one metric update per action, not per decision
             DECISIONS.labels(action=action).inc(count)
         COLD_STARTS.inc(sum(decision.cold_start for decision in decided.decisions))
-        return DecideOutput(decisions=decided.decisions)
+        return json_response(DecideOutput(decisions=decided.decisions))
 
-    @bentoml.api(route="/score", input_spec=ScoreInput)
-    def score(self, requests: list[DecisionRequest], explain: bool = False) -> ScoreOutput:
+    @bentoml.api(route="/score", input_spec=ScoreInput, output_spec=ScoreOutput)
+    def score(self, requests: list[DecisionRequest], explain: bool = False) -> Response:
         """Late-payment and churn probabilities (and reasons, if asked) of a batch."""
         try:
-            return ScoreOutput(scores=score(requests, self.components, explain))
+            scores = score(requests, self.components, explain)
         except PayNudgeError as error:
             raise InvalidArgument(str(error)) from None
+        return json_response(ScoreOutput(scores=scores))
 
-    @bentoml.api(route="/feedback", input_spec=FeedbackInput)
-    def feedback(self, feedback: list[Feedback]) -> FeedbackOutput:
+    @bentoml.api(route="/feedback", input_spec=FeedbackInput, output_spec=FeedbackOutput)
+    def feedback(self, feedback: list[Feedback]) -> Response:
         """Append outcome reports to the feedback log; repeated reports are ignored."""
         accepted, duplicates = self.log.append_feedback(feedback)
-        return FeedbackOutput(accepted=accepted, duplicates=duplicates)
+        return json_response(FeedbackOutput(accepted=accepted, duplicates=duplicates))
 
-    @bentoml.api(route="/admin/reload", input_spec=ReloadInput)
-    def reload(self, alias: str = "champion") -> Metadata:
+    @bentoml.api(route="/admin/reload", input_spec=ReloadInput, output_spec=Metadata)
+    def reload(self, alias: str = "champion") -> Response:
         """Load the versions now holding ``alias`` and swap them in; in-flight requests finish
         on the set they started with."""
         with self._reload_lock:
@@ -183,12 +192,12 @@ class PayNudgeDecisions:
                 raise InvalidArgument(str(error)) from None
             self.components = components
             settle_heap()  # requests still on the old set keep it frozen until the next reload
-        return metadata_of(components)
+        return json_response(metadata_of(components))
 
-    @bentoml.api(route="/echo", input_spec=EchoInput)
-    def echo(self, message: str = "") -> EchoOutput:
+    @bentoml.api(route="/echo", input_spec=EchoInput, output_spec=EchoOutput)
+    def echo(self, message: str = "") -> Response:
         """Returns its input: the cost of the HTTP layer alone."""
-        return EchoOutput(message=message)
+        return json_response(EchoOutput(message=message))
 
 
 # ``@bentoml.service`` returns a Service wrapping the class; its type stubs say the class.

@@ -102,6 +102,13 @@ def read_layouts(connection: sqlite3.Connection) -> dict[int, tuple[str, ...]]:
     return {int(layout): tuple(orjson.loads(columns)) for layout, columns in rows}
 
 
+def request_json(request: DecisionRequest) -> str:
+    """A request as the log stores it: its fields as JSON (times in RFC 3339, the UTC offset
+    ``+00:00`` rather than ``Z``), read back by ``DecisionRequest.model_validate_json``. orjson
+    on the validated fields: a third of pydantic's serialiser's time."""
+    return orjson.dumps(request.__dict__).decode()
+
+
 def default_log_path(settings: Settings) -> Path:
     """Where the service logs decisions and feedback for ``settings``."""
     return settings.home / LOG_FOLDER / LOG_FILE
@@ -164,6 +171,8 @@ class DecisionLog:
         now = datetime.now(UTC).isoformat()
         feature_rows = value_arrays_json(features)
         names = tuple(features)
+        shared = {id(d.model_versions): d.model_versions for d in decisions}  # one per batch
+        versions = {key: orjson.dumps(value).decode() for key, value in shared.items()}
         rows = [
             (
                 str(decision.decision_id), now, request.now.isoformat(), decision.customer_id,
@@ -172,8 +181,8 @@ class DecisionLog:
                 decision.late_payment_probability, decision.churn_probability,
                 decision.open_probability, decision.expected_reward,
                 orjson.dumps(decision.guardrail_reasons).decode(), int(decision.cold_start),
-                orjson.dumps(decision.model_versions).decode(), decision.policy_version,
-                request.model_dump_json(), feature_rows[i],
+                versions[id(decision.model_versions)], decision.policy_version,
+                request_json(request), feature_rows[i],
             )
             for i, (request, decision) in enumerate(zip(requests, decisions, strict=True))
         ]  # fmt: skip

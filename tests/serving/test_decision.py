@@ -252,6 +252,12 @@ def test_decision_log_and_idempotent_feedback(tmp_path, requests_: list, decided
     assert (logged["propensity"] > 0).all()
     assert log.layouts() == {1: tuple(decided.features)}  # the names, once
     assert (logged["feature_layout"] == 1).all() and logged["features"].str.startswith("[").all()
+    assert [DecisionRequest.model_validate_json(text) for text in logged["request"]] == requests_[
+        :10
+    ]
+    assert [json.loads(text) for text in logged["model_versions"]] == [
+        d.model_versions for d in decided.decisions[:10]
+    ]
     report = Feedback(decision_id=decided.decisions[0].decision_id, delivered=True, opened=True)
     assert log.append_feedback([report, report]) == (1, 1)
     assert log.append_feedback([report]) == (0, 1)

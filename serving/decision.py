@@ -369,36 +369,41 @@ def _decisions(
     chosen: Chosen,
     reasons: list[tuple[str, ...]],
 ) -> list[Decision]:
-    """Assemble the decision records (the one per-row step: building response objects)."""
-    contact = chosen.action > 0
+    """Assemble the decision records (the one per-row step: building response objects; the
+    arrays read as Python lists first, each element a plain value)."""
+    contact = (chosen.action > 0).tolist()
     local = local_times(chosen.send_at, chosen.send_at_local)
     send_at = chosen.send_at.tolist()
     versions = components.model_versions
-    late = batch.scores["late_payment_probability"]
-    churn = batch.scores["churn_probability"]
-    channel, tone, offer = (chosen.message[c] for c in ("channel", "tone", "offer"))
-    opens = chosen.open_probability
+    late = batch.scores["late_payment_probability"].tolist()
+    churn = batch.scores["churn_probability"].tolist()
+    cold_start = batch.cold_start.tolist()
+    action = [ACTION_NAMES[a] for a in chosen.action.tolist()]
+    channel, tone, offer = (chosen.message[c].tolist() for c in ("channel", "tone", "offer"))
+    propensity = chosen.propensity.tolist()
+    expected_reward = chosen.expected_reward.tolist()
+    opens = chosen.open_probability.tolist()
     return [
         trusted(
             Decision,
             {  # every field, in declaration order
                 "customer_id": request.customer_id,
                 "invoice_id": request.invoice_id,
-                "late_payment_probability": float(late[i]),
-                "churn_probability": float(churn[i]),
-                "cold_start": bool(batch.cold_start[i]),
+                "late_payment_probability": late[i],
+                "churn_probability": churn[i],
+                "cold_start": cold_start[i],
                 "explanation": _reasons(batch.explanations, i),
                 "decision_id": decision_id(),
-                "action": ACTION_NAMES[chosen.action[i]],
+                "action": action[i],
                 "channel": channel[i],
                 "tone": tone[i],
                 "offer": offer[i],
                 "send_at": utc_datetime(send_at[i]) if contact[i] else None,
                 "send_at_local": local[i] if contact[i] else None,
                 "timezone": request.timezone,
-                "propensity": float(chosen.propensity[i]),
-                "open_probability": None if np.isnan(opens[i]) else float(opens[i]),
-                "expected_reward": float(chosen.expected_reward[i]),
+                "propensity": propensity[i],
+                "open_probability": None if opens[i] != opens[i] else opens[i],  # NaN: none
+                "expected_reward": expected_reward[i],
                 "guardrail_reasons": list(reasons[i]),
                 "model_versions": versions,
                 "policy_version": components.policy_version,

@@ -17,10 +17,10 @@ the decision log, a JSON array of values per row (the column names are kept once
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 import numpy as np
 import orjson
@@ -90,8 +90,8 @@ class RowBlock:
     def rows(self) -> FeatureRows:
         """The columns as feature rows (views of the block), in :attr:`order`."""
         views = [row for _, values in self.groups for row in values]
-        pick = _ordering(self.order, tuple(names for names, _ in self.groups))
-        return dict(zip(self.order, pick(views), strict=True))
+        positions = _ordering(self.order, tuple(names for names, _ in self.groups))
+        return dict(zip(self.order, map(views.__getitem__, positions), strict=True))
 
     @staticmethod
     def concat(parts: Sequence[RowBlock]) -> RowBlock:
@@ -106,16 +106,11 @@ class RowBlock:
 
 
 @lru_cache(maxsize=64)
-def _ordering(
-    order: tuple[str, ...], groups: tuple[tuple[str, ...], ...]
-) -> Callable[[list], tuple]:
-    """Picks, from the columns of ``groups`` one group after the other, those of ``order`` in
-    that order, as a tuple (one C call for many columns)."""
+def _ordering(order: tuple[str, ...], groups: tuple[tuple[str, ...], ...]) -> tuple[int, ...]:
+    """The position of each column of ``order`` among those of ``groups``, one group after the
+    other."""
     position = {name: i for i, name in enumerate(name for names in groups for name in names)}
-    indices = [position[name] for name in order]
-    if len(indices) > 1:
-        return itemgetter(*indices)
-    return lambda columns: tuple(columns[i] for i in indices)
+    return tuple(position[name] for name in order)
 
 
 def flags(values: np.ndarray) -> np.ndarray:

@@ -58,6 +58,8 @@ class CandidateGrid:
     """The candidate send times of messages: column 0 the earliest allowed time, column
     ``1 + j`` whole hour ``hours[j]`` of its local day."""
 
+    day: np.ndarray
+    """Each message's local day: its local midnight as wall-clock ns."""
     utc: np.ndarray
     """(m, 1 + len(hours)) UTC ns; NaT where the hour is skipped or repeated that day."""
     valid: np.ndarray
@@ -83,38 +85,35 @@ def candidate_grid(
     day = earliest_local // DAY_NS * DAY_NS
     hour_utc = np.empty((len(day), len(hours)), dtype=np.int64)
     for table, rows in zone_rows(zones):
-        if isinstance(rows, slice):  # one zone: written in place
-            _hour_instants(day, hours, table.transitions, table.offsets, hour_utc)
-        else:
-            part = np.empty((len(rows), len(hours)), dtype=np.int64)
-            _hour_instants(day[rows], hours, table.transitions, table.offsets, part)
-            hour_utc[rows] = part
+        hour_utc[rows] = _hour_instants(day[rows], hours, table.transitions, table.offsets)
     is_send_hour = np.zeros(24, dtype=np.bool_)
     is_send_hour[hours] = True
     return CandidateGrid(
-        *_candidates(earliest, earliest_local, send_before, hour_utc, hours, is_send_hour)
+        day, *_candidates(earliest, earliest_local, day, send_before, hour_utc, hours, is_send_hour)
     )
 
 
 @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
-def _hour_instants(day, hours, transitions, offsets, out):  # type: ignore[no-untyped-def]
-    """``out[i, j]``: the UTC ns of local time ``day[i] + hours[j]``, NaT if that wall-clock
-    time is skipped or repeated (never at reminder hours in practice; dropped)."""
+def _hour_instants(day, hours, transitions, offsets):  # type: ignore[no-untyped-def]
+    """``[i, j]``: the UTC ns of local time ``day[i] + hours[j]``, NaT if that wall-clock time
+    is skipped or repeated (never at reminder hours in practice; dropped)."""
+    out = np.empty((day.size, hours.size), dtype=np.int64)
     for i in range(day.size):
         for j in range(hours.size):
             earliest, latest, _ = wall_instants(day[i] + hours[j] * HOUR_NS, transitions, offsets)
             out[i, j] = earliest if earliest == latest else NAT
+    return out
 
 
 @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
-def _candidates(earliest, local, deadline, hour_utc, hours, is_send_hour):  # type: ignore[no-untyped-def]
-    """The fields of :class:`CandidateGrid`. A whole hour is valid when it exists once, is not
-    before the earliest time and not after the deadline; the earliest time is valid when it
-    is in a send hour itself, or when no whole hour is left."""
+def _candidates(earliest, local, day, deadline, hour_utc, hours, is_send_hour):  # type: ignore[no-untyped-def]
+    """The fields of :class:`CandidateGrid` after ``day``. A whole hour is valid when it exists
+    once, is not before the earliest time and not after the deadline; the earliest time is
+    valid when it is in a send hour itself, or when no whole hour is left."""
     m, k = hour_utc.shape
     utc = np.empty((m, k + 1), dtype=np.int64)
     valid = np.zeros((m, k + 1), dtype=np.bool_)
-    first_hours = np.empty(m, dtype=np.int64)
+    first_hours = (local - day) // HOUR_NS
     segments = np.zeros(m + 1, dtype=np.int64)
     for i in range(m):
         first = earliest[i]
@@ -126,7 +125,6 @@ def _candidates(earliest, local, deadline, hour_utc, hours, is_send_hour):  # ty
             ok = t != NAT and t >= first and (deadline[i] == NAT or t <= deadline[i])
             valid[i, j + 1] = ok
             hour_left |= ok
-        first_hours[i] = (local[i] - local[i] // DAY_NS * DAY_NS) // HOUR_NS
         valid[i, 0] = is_send_hour[first_hours[i]] or not hour_left
         segments[i + 1] = segments[i] + valid[i].sum()
     rated_hours = np.empty(segments[m], dtype=np.float64)
@@ -140,7 +138,7 @@ def _candidates(earliest, local, deadline, hour_utc, hours, is_send_hour):  # ty
 
 
 @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
-def _best(utc, valid, local, hours, probabilities):  # type: ignore[no-untyped-def]
+def _best(utc, valid, local, day, hours, probabilities):  # type: ignore[no-untyped-def]
     """Per message, the first best-rated valid candidate: its UTC ns, local wall-clock ns and
     probability (``probabilities`` of the valid candidates, row by row)."""
     m, columns = valid.shape
@@ -157,8 +155,7 @@ def _best(utc, valid, local, hours, probabilities):  # type: ignore[no-untyped-d
                     best_probability[i] = probabilities[at]
                 at += 1
         send_at[i] = utc[i, best]
-        day = local[i] // DAY_NS * DAY_NS
-        send_at_local[i] = local[i] if best == 0 else day + hours[best - 1] * HOUR_NS
+        send_at_local[i] = local[i] if best == 0 else day[i] + hours[best - 1] * HOUR_NS
     return send_at, send_at_local, best_probability
 
 
@@ -195,10 +192,10 @@ def plan_send_times(
         matrix = model.feature_matrix(base)[rows]
     else:
         matrix = model.feature_matrix_from(*source, base)[rows]
-    matrix[:, model.feature_index("send_weekday")] = weekday(local // DAY_NS * DAY_NS)
+    matrix[:, model.feature_index("send_weekday")] = weekday(grid.day)
     rated = model.candidate_probabilities(matrix, "send_hour", grid.hours, grid.segments)
     send_at[rows], send_at_local[rows], probability[rows] = _best(
-        grid.utc, grid.valid, local, hours, rated
+        grid.utc, grid.valid, local, grid.day, hours, rated
     )
     return SendPlan(send_at, send_at_local, probability)
 
